@@ -1,0 +1,102 @@
+//! Outbox → stream. Jobs are committed to the database first; this module puts them
+//! on the Redis stream, right after commit (best effort) and again from a periodic
+//! relay for jobs Redis never got (down at commit time, or a failed publish).
+
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{self, batch::JobRef, outbox};
+use crate::error::{Result, report};
+use crate::queue::JobQueue;
+
+/// The relay leaves jobs younger than this to the post-commit publish that is
+/// probably still in flight (a race only costs a duplicate stream entry, which the
+/// DB-side lease makes harmless, but there is no need to provoke it).
+const GRACE_MS: i64 = 1_000;
+/// Jobs per relay round.
+const BATCH: u64 = 500;
+
+/// XADDs `jobs` and records them as queued. Returns how many reached the stream.
+pub(crate) async fn publish(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    jobs: &[JobRef],
+) -> Result<usize> {
+    let ids = queue.enqueue(jobs).await?;
+    outbox::mark_queued(db, &ids).await?;
+    Ok(ids.len())
+}
+
+/// Post-commit publish: failures are logged at warn and never reach the caller
+/// (the jobs stay in the outbox and the relay retries them).
+pub(crate) async fn publish_after_commit(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    jobs: &[JobRef],
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    if let Err(err) = publish(db, queue, jobs).await {
+        tracing::warn!(
+            error = %report(&err),
+            jobs = jobs.len(),
+            "jobs committed but not yet on the stream; the relay will retry"
+        );
+    }
+}
+
+/// One relay round: make sure the consumer group exists, then publish a batch of
+/// un-queued pending jobs. Returns how many were published.
+pub(crate) async fn relay_once(db: &DatabaseConnection, queue: &JobQueue) -> Result<usize> {
+    queue.ensure_group().await?;
+    let mut published = 0;
+    loop {
+        let jobs = outbox::unqueued_jobs(db, db::now_ms() - GRACE_MS, BATCH).await?;
+        if jobs.is_empty() {
+            return Ok(published);
+        }
+        let n = publish(db, queue, &jobs).await?;
+        published += n;
+        if (n as u64) < BATCH {
+            return Ok(published);
+        }
+    }
+}
+
+/// Runs [`relay_once`] every `interval` until `stop` is cancelled. Logs once when
+/// relaying starts failing and once when it recovers.
+pub(crate) async fn run(
+    db: DatabaseConnection,
+    queue: JobQueue,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match relay_once(&db, &queue).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!("job relay recovered");
+                    failing = false;
+                }
+                if n > 0 {
+                    tracing::info!(jobs = n, "relayed outbox jobs to the stream");
+                }
+            }
+            Err(err) if !failing => {
+                tracing::warn!(error = %report(&err), "job relay failing; will keep retrying");
+                failing = true;
+            }
+            Err(err) => tracing::debug!(error = %report(&err), "job relay still failing"),
+        }
+    }
+}

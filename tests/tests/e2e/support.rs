@@ -1,0 +1,57 @@
+//! Small helpers shared by the e2e tests.
+
+use serde_json::Value;
+
+/// Every `messages[].id` in a webhook body, in order.
+pub(crate) fn message_ids(body: &[u8]) -> Vec<String> {
+    ids_of(body, "messages")
+}
+
+/// Every `statuses[].id` in a webhook body, in order.
+pub(crate) fn status_ids(body: &[u8]) -> Vec<String> {
+    ids_of(body, "statuses")
+}
+
+fn ids_of(body: &[u8], list: &str) -> Vec<String> {
+    let v: Value = serde_json::from_slice(body).expect("fixture is JSON");
+    let mut out = Vec::new();
+    for entry in v["entry"].as_array().into_iter().flatten() {
+        for change in entry["changes"].as_array().into_iter().flatten() {
+            for item in change["value"][list].as_array().into_iter().flatten() {
+                if let Some(id) = item["id"].as_str() {
+                    out.push(id.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A signed text-message webhook with a given wamid and body text.
+pub(crate) fn text_webhook(wamid: &str, text: &str) -> Vec<u8> {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                    "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16505551234"}],
+                    "messages": [{
+                        "from": "16505551234", "id": wamid, "timestamp": "1764770000",
+                        "type": "text", "text": {"body": text}
+                    }]
+                },
+                "field": "messages"
+            }]
+        }]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A fresh unique wamid.
+pub(crate) fn new_wamid() -> String {
+    format!("wamid.TEST{}", uuid::Uuid::new_v4().simple())
+}
