@@ -9,6 +9,8 @@
 //! | `REDIS_PREFIX` | `wa:` |
 //! | `INGEST_API_TOKEN` | unset (no auth) |
 //! | `INGEST_RELAY_INTERVAL_MS` | `1000` |
+//! | `JOB_LEASE_MS` | `30000` |
+//! | `JOB_MAX_ATTEMPTS` | `5` |
 //!
 //! Empty values count as unset.
 
@@ -43,6 +45,11 @@ pub struct Settings {
     pub relay_interval: Duration,
     /// Pool size for PostgreSQL (SQLite always uses a single connection).
     pub max_db_connections: u32,
+    /// How long a worker holds a job before it is handed to someone else
+    /// (workers extend it while they work).
+    pub job_lease: Duration,
+    /// Deliveries before a job is dead-lettered.
+    pub max_attempts: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -56,6 +63,8 @@ impl std::fmt::Debug for Settings {
             .field("api_token", &self.api_token.as_ref().map(|_| "[redacted]"))
             .field("relay_interval", &self.relay_interval)
             .field("max_db_connections", &self.max_db_connections)
+            .field("job_lease", &self.job_lease)
+            .field("max_attempts", &self.max_attempts)
             .finish()
     }
 }
@@ -107,6 +116,8 @@ impl Settings {
 
         let max_db_connections = parse_number(&get, "DATABASE_MAX_CONNECTIONS", 10)?;
         let relay_ms = parse_number(&get, "INGEST_RELAY_INTERVAL_MS", 1000)?;
+        let lease_ms = parse_number(&get, "JOB_LEASE_MS", 30_000)?;
+        let max_attempts = parse_number(&get, "JOB_MAX_ATTEMPTS", 5)?;
 
         Ok(Settings {
             addr,
@@ -116,6 +127,8 @@ impl Settings {
             api_token: get("INGEST_API_TOKEN").map(|t| SecretString::from(t.trim().to_owned())),
             relay_interval: Duration::from_millis(u64::from(relay_ms)),
             max_db_connections,
+            job_lease: Duration::from_millis(u64::from(lease_ms)),
+            max_attempts,
         })
     }
 }

@@ -11,12 +11,15 @@ use std::time::Duration;
 use fred::interfaces::{ClientLike, StreamsInterface};
 use fred::prelude::{Client, Config, ReconnectPolicy};
 use fred::types::Builder;
+use fred::types::streams::{XReadResponse, XReadValue};
 
 use crate::db::batch::JobRef;
 use crate::error::{IngestError, Result};
 
 /// Consumer group workers read the stream with.
 pub const GROUP: &str = "workers";
+/// Suffix of the dead-letter stream (`{prefix}jobs:dead`).
+const DEAD_SUFFIX: &str = ":dead";
 /// Every Redis call runs under this deadline, so a dead Redis costs at most this much.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -88,7 +91,9 @@ impl JobQueue {
 
     /// `XGROUP CREATE {prefix}jobs workers 0 MKSTREAM`; an existing group is fine.
     /// Starting at `0` means a group re-created after a Redis restart sees every entry.
-    pub async fn ensure_group(&self) -> Result<()> {
+    /// Returns whether the group had to be created: then Redis lost (or never had)
+    /// the stream, and every job it held must be put back.
+    pub async fn ensure_group(&self) -> Result<bool> {
         self.require_connection()?;
         let res: Result<(), fred::error::Error> =
             timed(
@@ -97,10 +102,88 @@ impl JobQueue {
             )
             .await;
         match res {
-            Ok(()) => Ok(()),
-            Err(e) if e.details().starts_with("BUSYGROUP") => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if e.details().starts_with("BUSYGROUP") => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Up to `count` new entries for `consumer` (no blocking: the connection is
+    /// shared). Entries move to the consumer's pending list until [`ack`](Self::ack).
+    pub(crate) async fn read(&self, consumer: &str, count: u64) -> Result<Vec<StreamEntry>> {
+        self.require_connection()?;
+        let reply: XReadResponse<String, String, String, String> =
+            timed(self.client.xreadgroup_map(
+                GROUP,
+                consumer,
+                Some(count),
+                None,
+                false,
+                self.stream_key.as_str(),
+                ">",
+            ))
+            .await?;
+        Ok(reply
+            .into_values()
+            .flatten()
+            .map(StreamEntry::from)
+            .collect())
+    }
+
+    /// `XAUTOCLAIM`: takes over up to `count` entries idle for `min_idle` in any
+    /// consumer's pending list (a worker session that died holding them).
+    pub(crate) async fn claim_idle(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: u64,
+    ) -> Result<Vec<StreamEntry>> {
+        self.require_connection()?;
+        let min_idle = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+        let (_next, entries): (String, Vec<XReadValue<String, String, String>>) =
+            timed(self.client.xautoclaim_values(
+                self.stream_key.as_str(),
+                GROUP,
+                consumer,
+                min_idle,
+                "0-0",
+                Some(count),
+                false,
+            ))
+            .await?;
+        Ok(entries.into_iter().map(StreamEntry::from).collect())
+    }
+
+    /// `XACK`s entries: they are done with (their job finished, or the database
+    /// said there is nothing to hand out).
+    pub(crate) async fn ack(&self, entry_ids: &[String]) -> Result<()> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        self.require_connection()?;
+        let _: i64 = timed(
+            self.client
+                .xack(self.stream_key.as_str(), GROUP, entry_ids.to_vec()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Records a dead-lettered job on `{prefix}jobs:dead` (fields `job_id`, `wamid`, `error`).
+    pub(crate) async fn dead_letter(&self, job: &JobRef, error: &str) -> Result<()> {
+        self.require_connection()?;
+        let key = format!("{}{DEAD_SUFFIX}", self.stream_key);
+        let fields = vec![
+            ("job_id", job.id.to_string()),
+            ("wamid", job.wamid.clone()),
+            ("error", error.to_owned()),
+        ];
+        let _: String = timed(
+            self.client
+                .xadd(key.as_str(), false, None::<()>, "*", fields),
+        )
+        .await?;
+        Ok(())
     }
 
     /// XADDs each job (fields `job_id`, `wamid`) in one pipeline; returns the ids
@@ -136,6 +219,20 @@ impl JobQueue {
     /// Closes the connection (bounded by the command timeout).
     pub async fn quit(&self) {
         let _ = tokio::time::timeout(COMMAND_TIMEOUT, self.client.quit()).await;
+    }
+}
+
+/// One stream entry: its id and the job it points at (`None` when malformed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamEntry {
+    pub(crate) id: String,
+    pub(crate) job_id: Option<i64>,
+}
+
+impl From<XReadValue<String, String, String>> for StreamEntry {
+    fn from((id, fields): XReadValue<String, String, String>) -> Self {
+        let job_id = fields.get("job_id").and_then(|v| v.parse().ok());
+        StreamEntry { id, job_id }
     }
 }
 

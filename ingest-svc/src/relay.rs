@@ -7,7 +7,7 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, batch::JobRef, outbox};
+use crate::db::{self, batch::JobRef, leases, outbox};
 use crate::error::{Result, report};
 use crate::queue::JobQueue;
 
@@ -48,10 +48,56 @@ pub(crate) async fn publish_after_commit(
     }
 }
 
-/// One relay round: make sure the consumer group exists, then publish a batch of
-/// un-queued pending jobs. Returns how many were published.
-pub(crate) async fn relay_once(db: &DatabaseConnection, queue: &JobQueue) -> Result<usize> {
-    queue.ensure_group().await?;
+/// Puts a job's entry on the stream again without touching the database (it is
+/// already marked queued): wakes a job that waited behind another of its conversation.
+pub(crate) async fn wake(queue: &JobQueue, job: &JobRef) {
+    if let Err(err) = queue.enqueue(std::slice::from_ref(job)).await {
+        tracing::debug!(job_id = job.id, error = %report(&err), "wake-up XADD failed; the sweeper re-queues it");
+    }
+}
+
+/// Makes sure the consumer group exists. When it had to be created Redis lost the
+/// stream (restarted empty, flushed) or never had it: every pending job goes back
+/// to the outbox so nothing waits on an entry that no longer exists.
+pub(crate) async fn ensure_group(db: &DatabaseConnection, queue: &JobQueue) -> Result<()> {
+    if queue.ensure_group().await? {
+        let n = leases::requeue_pending(db).await?;
+        if n > 0 {
+            tracing::warn!(
+                jobs = n,
+                "job stream was missing; pending jobs re-queued from the database"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Expired leases back to the outbox (or dead-lettered on their last attempt).
+async fn sweep(db: &DatabaseConnection, queue: &JobQueue, max_attempts: u32) -> Result<()> {
+    for job in leases::sweep_expired(db, max_attempts).await? {
+        tracing::warn!(
+            job_id = job.id,
+            "lease expired on the last attempt; job dead-lettered"
+        );
+        if let Err(err) = queue
+            .dead_letter(&job, "lease expired on the last attempt")
+            .await
+        {
+            tracing::warn!(error = %report(&err), "dead-letter stream write failed");
+        }
+    }
+    Ok(())
+}
+
+/// One relay round: make sure the consumer group exists, sweep expired leases,
+/// then publish due jobs that are not on the stream. Returns how many were published.
+pub(crate) async fn relay_once(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    max_attempts: u32,
+) -> Result<usize> {
+    ensure_group(db, queue).await?;
+    sweep(db, queue, max_attempts).await?;
     let mut published = 0;
     loop {
         let jobs = outbox::unqueued_jobs(db, db::now_ms() - GRACE_MS, BATCH).await?;
@@ -72,6 +118,7 @@ pub(crate) async fn run(
     db: DatabaseConnection,
     queue: JobQueue,
     interval: Duration,
+    max_attempts: u32,
     stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -82,7 +129,7 @@ pub(crate) async fn run(
             () = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match relay_once(&db, &queue).await {
+        match relay_once(&db, &queue, max_attempts).await {
             Ok(n) => {
                 if failing {
                     tracing::info!("job relay recovered");

@@ -44,7 +44,7 @@ impl Application {
         let queue = JobQueue::connect(&settings.redis_url, &settings.redis_prefix)
             .context("REDIS_URL: cannot create the Redis client")?;
         if queue.wait_connected(REDIS_STARTUP_WAIT).await {
-            if let Err(err) = queue.ensure_group().await {
+            if let Err(err) = relay::ensure_group(&db, &queue).await {
                 tracing::warn!(error = %crate::error::report(&err), "cannot create the job consumer group yet");
             }
         } else {
@@ -87,14 +87,28 @@ impl Application {
             settings,
             ..
         } = self;
-        let (routes, health) =
-            grpc::routes(db.clone(), queue.clone(), settings.api_token.clone()).await?;
+        // Cancelled first on shutdown: job streams hand their leases back before the
+        // server drains, so in-flight jobs go to other workers at once.
+        let streams_stop = CancellationToken::new();
+        let policy = grpc::jobs::JobPolicy {
+            lease: settings.job_lease,
+            max_attempts: settings.max_attempts,
+        };
+        let (routes, health) = grpc::routes(
+            db.clone(),
+            queue.clone(),
+            settings.api_token.clone(),
+            policy,
+            streams_stop.clone(),
+        )
+        .await?;
 
         let relay_stop = CancellationToken::new();
         let relay_task = tokio::spawn(relay::run(
             db.clone(),
             queue.clone(),
             settings.relay_interval,
+            settings.max_attempts,
             relay_stop.clone(),
         ));
 
@@ -117,6 +131,7 @@ impl Application {
                 health
                     .set_service_status(grpc::INGEST_SERVICE, tonic_health::ServingStatus::NotServing)
                     .await;
+                streams_stop.cancel();
                 server_stop.cancel();
                 match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
                     Ok(res) => res.context("gRPC server failed"),

@@ -3,13 +3,15 @@
 //! file) and its own Redis key prefix, so tests run in parallel.
 
 pub mod db;
+pub mod graph;
 pub mod system;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use db::TestDb;
-pub use system::{TestGateway, TestIngest, TestSystem};
+pub use graph::{Answer, FakeGraph};
+pub use system::{TestGateway, TestIngest, TestSystem, TestWorker};
 
 /// The app secret every test gateway is configured with.
 pub const APP_SECRET: &str = "test-app-secret";

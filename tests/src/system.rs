@@ -262,6 +262,82 @@ impl TestSystem {
     }
 }
 
+/// A running worker-svc.
+#[derive(Debug)]
+pub struct TestWorker {
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestWorker {
+    /// Worker settings for `ingest_url` answering through `graph_base_url` with a token.
+    pub fn settings(ingest_url: &str, graph_base_url: &str) -> worker_svc::config::Settings {
+        let mut s = worker_svc::config::Settings::from_lookup(|_| None).expect("worker defaults");
+        s.ingest_url = ingest_url.to_owned();
+        s.api_base_url = graph_base_url.to_owned();
+        s.access_token = Some(secret("test-access-token"));
+        s.worker_id = format!(
+            "test-worker-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        s.capacity = 4;
+        s.retry_base = Duration::from_millis(100);
+        s.graph_timeout = Duration::from_secs(5);
+        s.shutdown_grace = Duration::from_secs(5);
+        s
+    }
+
+    /// Starts a worker after `customise` edits its settings.
+    pub async fn start_with(
+        ingest_url: &str,
+        graph_base_url: &str,
+        customise: impl FnOnce(&mut worker_svc::config::Settings),
+    ) -> Self {
+        init_tracing();
+        let mut settings = Self::settings(ingest_url, graph_base_url);
+        customise(&mut settings);
+        let app = worker_svc::startup::Application::build(settings)
+            .await
+            .expect("worker builds");
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            app.run_until(async move { token.cancelled().await })
+                .await
+                .expect("worker runs");
+        });
+        Self {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Graceful stop (what SIGTERM does): waits until the worker has exited.
+    pub async fn shutdown(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("worker exits cleanly");
+        }
+    }
+
+    /// Kills the worker mid-flight: its task is aborted, nothing is handed back.
+    pub async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 /// Keeps `SecretString` in the public signature set stable for helpers.
 pub fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())

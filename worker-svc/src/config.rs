@@ -39,6 +39,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Deadline of one Graph call; keep it well under the lease.
     pub graph_timeout: Duration,
+    /// First retry delay; doubles per attempt up to five minutes.
+    pub retry_base: Duration,
 }
 
 /// Default reply prompt.
@@ -102,6 +104,7 @@ impl Settings {
             },
             shutdown_grace: Duration::from_secs(10),
             graph_timeout: Duration::from_secs(10),
+            retry_base: Duration::from_secs(2),
         })
     }
 }

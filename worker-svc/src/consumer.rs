@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::handler::{Decision, decide, retry_delay};
-use crate::whatsapp::GraphClient;
+use crate::whatsapp::{GraphClient, GraphError};
 
 type Waiters = Arc<Mutex<HashMap<i64, oneshot::Sender<bool>>>>;
 
@@ -107,7 +107,7 @@ impl Worker {
                 next = inbound.message() => match next {
                     Ok(Some(m)) => match m.kind {
                         Some(ServerKind::Job(lease)) => {
-                            let back = Nack { job_id: lease.job_id, lease_token: lease.lease_token, retry_after_ms: 0, error: "worker shutting down".into() };
+                            let back = Nack { job_id: lease.job_id, lease_token: lease.lease_token, retry_after_ms: 0, error: "worker shutting down".into(), maybe_sent: false };
                             let _ = tx.send(msg(WorkerKind::Nack(back))).await;
                         }
                         Some(other) => handle_control(other, &tx, &waiters).await,
@@ -120,39 +120,30 @@ impl Worker {
         Ok(())
     }
 
-    /// Processes one lease and reports the outcome on the stream.
+    /// Processes one lease and reports the outcome on the stream. The lease is
+    /// extended while the job runs (Graph may be slow); aborting this future
+    /// (a killed worker) stops the extensions too, so the lease lapses.
     async fn process(
         self: Arc<Self>,
         lease: JobLease,
         tx: mpsc::Sender<WorkerMessage>,
         waiters: Waiters,
     ) {
-        let job_id = lease.job_id;
-        let token = lease.lease_token.clone();
-        // Keep the lease alive while the job runs (Graph may be slow).
-        let extender = {
-            let tx = tx.clone();
-            let token = token.clone();
-            let lease_left = Duration::from_millis(
-                u64::try_from(lease.lease_deadline_ms - now_ms())
-                    .unwrap_or(0)
-                    .max(1_000),
-            );
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease_left / 2).await;
-                    let extend = Extend {
-                        job_id,
-                        lease_token: token.clone(),
-                    };
-                    if tx.send(msg(WorkerKind::Extend(extend))).await.is_err() {
-                        return;
-                    }
+        let (job_id, token) = (lease.job_id, lease.lease_token.clone());
+        let lease_left = u64::try_from(lease.lease_deadline_ms - now_ms()).unwrap_or(0);
+        let every = Duration::from_millis(lease_left.max(1_000) / 2);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let work = self.outcome(lease, &tx, &waiters);
+        tokio::pin!(work);
+        let report = loop {
+            tokio::select! {
+                report = &mut work => break report,
+                _ = ticker.tick() => {
+                    let extend = Extend { job_id, lease_token: token.clone() };
+                    let _ = tx.send(msg(WorkerKind::Extend(extend))).await;
                 }
-            })
+            }
         };
-        let report = self.outcome(lease, &tx, &waiters).await;
-        extender.abort();
         if let Some(kind) = report {
             let _ = tx.send(msg(kind)).await;
         }
@@ -230,13 +221,14 @@ impl Worker {
                 }))
             }
             Err(e) if e.is_retryable() => {
-                let delay = retry_delay(lease.attempt, &e);
+                let delay = retry_delay(lease.attempt, &e, self.settings.retry_base);
                 tracing::warn!(job_id = lease.job_id, attempt = lease.attempt, error = %e, ?delay, "send failed; will retry");
                 Some(WorkerKind::Nack(Nack {
                     job_id: lease.job_id,
                     lease_token: lease.lease_token.clone(),
                     retry_after_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
                     error: e.to_string(),
+                    maybe_sent: matches!(e, GraphError::Transport(_)),
                 }))
             }
             Err(e) => {

@@ -74,10 +74,11 @@ pub enum Outcome {
     Nack(Nack),
 }
 
-/// Delay before attempt `attempt + 1`: exponential from 2 s, capped at 5 min,
-/// with jitter (50–100 %); at least 6 s after a pair rate limit.
-pub fn retry_delay(attempt: u32, error: &GraphError) -> Duration {
-    let exp = 2_000u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
+/// Delay before attempt `attempt + 1`: exponential from `base` (2 s by default),
+/// capped at 5 min, with jitter (50–100 %); at least 6 s after a pair rate limit.
+pub fn retry_delay(attempt: u32, error: &GraphError, base: Duration) -> Duration {
+    let base = u64::try_from(base.as_millis()).unwrap_or(u64::MAX).max(1);
+    let exp = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
     let capped = exp.min(300_000);
     let jittered = rand::rng().random_range(capped / 2..=capped);
     let floor = if error.code() == PAIR_RATE_LIMIT_CODE {
@@ -173,15 +174,16 @@ mod tests {
 
     #[test]
     fn retry_delays_grow_start_small_and_are_capped() {
+        const B: Duration = Duration::from_secs(2);
         let e = GraphError::Transport("x".into());
-        assert!(retry_delay(1, &e) <= Duration::from_secs(2));
-        assert!(retry_delay(1, &e) >= Duration::from_secs(1));
-        assert!(retry_delay(30, &e) <= Duration::from_secs(300));
+        assert!(retry_delay(1, &e, B) <= Duration::from_secs(2));
+        assert!(retry_delay(1, &e, B) >= Duration::from_secs(1));
+        assert!(retry_delay(30, &e, B) <= Duration::from_secs(300));
         let pair = GraphError::Api {
             code: PAIR_RATE_LIMIT_CODE,
             http_status: 400,
             message: String::new(),
         };
-        assert!(retry_delay(1, &pair) >= Duration::from_secs(6));
+        assert!(retry_delay(1, &pair, B) >= Duration::from_secs(6));
     }
 }

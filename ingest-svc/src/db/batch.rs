@@ -57,6 +57,9 @@ pub(crate) struct NewWebhookError {
     pub(crate) message: String,
     pub(crate) details: String,
     pub(crate) raw_json: String,
+    /// `<sha256 of the raw body>:<path>`: the same item of a redelivered POST has
+    /// the same key (unique in its table).
+    pub(crate) dedupe_key: String,
 }
 
 /// A non-message change.
@@ -67,6 +70,9 @@ pub(crate) struct NewOtherEvent {
     pub(crate) entry_id: String,
     pub(crate) entry_time: i64,
     pub(crate) raw_json: String,
+    /// `<sha256 of the raw body>:<path>`: the same item of a redelivered POST has
+    /// the same key (unique in its table).
+    pub(crate) dedupe_key: String,
 }
 
 /// A quarantined item.
@@ -76,6 +82,9 @@ pub(crate) struct NewQuarantined {
     pub(crate) reason: String,
     pub(crate) path: String,
     pub(crate) raw_json: String,
+    /// `<sha256 of the raw body>:<path>`: the same item of a redelivered POST has
+    /// the same key (unique in its table).
+    pub(crate) dedupe_key: String,
 }
 
 /// A job to put on the stream: `(job id, message wamid)`.

@@ -9,6 +9,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub(crate) mod batch;
 pub mod entities;
+pub(crate) mod leases;
 pub mod migrations;
 pub(crate) mod outbox;
 pub(crate) mod read;

@@ -8,8 +8,9 @@ use super::entities::job;
 use super::{CHUNK, now_ms};
 use crate::error::Result;
 
-/// Pending jobs that never reached the stream (the outbox), oldest first, created
-/// before `created_before` (Unix ms) so the relay leaves in-flight publishes alone.
+/// Pending, due jobs that are not on the stream (the outbox: never published,
+/// retried, handed back or lost by Redis), oldest first, created before
+/// `created_before` (Unix ms) so the relay leaves in-flight publishes alone.
 pub(crate) async fn unqueued_jobs(
     db: &impl ConnectionTrait,
     created_before: i64,
@@ -21,6 +22,7 @@ pub(crate) async fn unqueued_jobs(
         .filter(job::Column::State.eq(job::PENDING))
         .filter(job::Column::QueuedAt.is_null())
         .filter(job::Column::CreatedAt.lte(created_before))
+        .filter(job::Column::AvailableAt.lte(now_ms()))
         .order_by_asc(job::Column::Id)
         .limit(limit)
         .into_tuple()

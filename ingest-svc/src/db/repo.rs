@@ -21,9 +21,15 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// Rows an insert reported as affected, as a response counter.
+fn created_count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// Stores a webhook in ONE transaction: the event, then insert-if-absent batches of
-/// messages (unique wamid) and statuses (unique wamid+status), the other items, and a
-/// pending job for every message this call newly created that wants one.
+/// messages (unique wamid), statuses (unique wamid+status) and the items without a
+/// WhatsApp id (unique dedupe key), and a pending job for every message this call
+/// newly created that wants one. Every counter reports rows this call created.
 ///
 /// Rows are sorted by their unique key before insertion so that concurrent calls with
 /// overlapping items take row locks in the same order (no deadlocks on PostgreSQL).
@@ -102,11 +108,16 @@ pub(crate) async fn ingest(db: &DatabaseConnection, hook: NewWebhook) -> Result<
             .exec_without_returning(&txn)
             .await?;
     }
-    out.statuses_created = u32::try_from(statuses_created).unwrap_or(u32::MAX);
+    out.statuses_created = created_count(statuses_created);
     out.statuses_duplicate = count(total_statuses).saturating_sub(out.statuses_created);
 
-    out.webhook_errors = count(hook.errors.len());
-    for chunk in hook.errors.chunks(CHUNK) {
+    // Items without a WhatsApp id: insert-if-absent on their dedupe key (body hash +
+    // path), so a redelivered POST adds none of them again. Sorted by key, like the
+    // statuses, so concurrent redeliveries lock rows in the same order.
+    let mut errors = hook.errors;
+    errors.sort_by(|a, b| a.dedupe_key.cmp(&b.dedupe_key));
+    let mut errors_created = 0;
+    for chunk in errors.chunks(CHUNK) {
         let rows = chunk.iter().map(|e| webhook_error::ActiveModel {
             event_id: Set(event_id),
             phone_number_id: Set(db_text(&e.phone_number_id)),
@@ -116,15 +127,24 @@ pub(crate) async fn ingest(db: &DatabaseConnection, hook: NewWebhook) -> Result<
             details: Set(db_text(&e.details)),
             raw_json: Set(db_text(&e.raw_json)),
             created_at: Set(now),
+            dedupe_key: Set(Some(db_text(&e.dedupe_key))),
             ..Default::default()
         });
-        webhook_error::Entity::insert_many(rows)
+        errors_created += webhook_error::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(webhook_error::Column::DedupeKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(&txn)
             .await?;
     }
+    out.webhook_errors = created_count(errors_created);
 
-    out.other_events = count(hook.other_events.len());
-    for chunk in hook.other_events.chunks(CHUNK) {
+    let mut other_events = hook.other_events;
+    other_events.sort_by(|a, b| a.dedupe_key.cmp(&b.dedupe_key));
+    let mut other_created = 0;
+    for chunk in other_events.chunks(CHUNK) {
         let rows = chunk.iter().map(|e| other_event::ActiveModel {
             event_id: Set(event_id),
             object: Set(db_text(&e.object)),
@@ -133,15 +153,24 @@ pub(crate) async fn ingest(db: &DatabaseConnection, hook: NewWebhook) -> Result<
             entry_time: Set(e.entry_time),
             raw_json: Set(db_text(&e.raw_json)),
             created_at: Set(now),
+            dedupe_key: Set(Some(db_text(&e.dedupe_key))),
             ..Default::default()
         });
-        other_event::Entity::insert_many(rows)
+        other_created += other_event::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(other_event::Column::DedupeKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(&txn)
             .await?;
     }
+    out.other_events = created_count(other_created);
 
-    out.quarantined = count(hook.quarantined.len());
-    for chunk in hook.quarantined.chunks(CHUNK) {
+    let mut quarantined = hook.quarantined;
+    quarantined.sort_by(|a, b| a.dedupe_key.cmp(&b.dedupe_key));
+    let mut quarantined_created = 0;
+    for chunk in quarantined.chunks(CHUNK) {
         let rows = chunk.iter().map(|q| quarantined_item::ActiveModel {
             event_id: Set(event_id),
             kind: Set(db_text(&q.kind)),
@@ -149,12 +178,19 @@ pub(crate) async fn ingest(db: &DatabaseConnection, hook: NewWebhook) -> Result<
             path: Set(db_text(&q.path)),
             raw_json: Set(db_text(&q.raw_json)),
             created_at: Set(now),
+            dedupe_key: Set(Some(db_text(&q.dedupe_key))),
             ..Default::default()
         });
-        quarantined_item::Entity::insert_many(rows)
+        quarantined_created += quarantined_item::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(quarantined_item::Column::DedupeKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(&txn)
             .await?;
     }
+    out.quarantined = created_count(quarantined_created);
 
     // Jobs: only for messages this call created (never for a duplicate).
     let wanting: Vec<&NewMessage> = messages

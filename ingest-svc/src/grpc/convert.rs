@@ -7,6 +7,7 @@ use proto::ingest::{
     GetStatsResponse, InboundMessage, IngestWebhookRequest, IngestWebhookResponse, JobInfo,
     MessageRecord, MessageStatus, StatusRecord,
 };
+use sha2::{Digest, Sha256};
 
 use crate::db::batch::{
     IngestOutcome, NewMessage, NewOtherEvent, NewQuarantined, NewStatus, NewWebhook,
@@ -44,6 +45,8 @@ pub(crate) fn new_webhook(req: IngestWebhookRequest, request_id: String) -> Resu
     } else {
         req.phone_number_ids
     };
+    // Hashed once per call: the stem of every item key below.
+    let body_hash = hex::encode(Sha256::digest(&req.raw_body));
     Ok(NewWebhook {
         request_id,
         // 0 means the gateway did not say; "now" is the next best thing.
@@ -53,15 +56,16 @@ pub(crate) fn new_webhook(req: IngestWebhookRequest, request_id: String) -> Resu
         },
         object: req.object,
         phone_number_ids,
-        raw_body: req.raw_body,
         messages: req.messages.into_iter().map(new_message).collect(),
         statuses: req.statuses.into_iter().map(new_status).collect(),
         errors: req
             .errors
             .into_iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 let detail = e.error.unwrap_or_default();
                 NewWebhookError {
+                    dedupe_key: item_key(&body_hash, &e.path, i),
                     phone_number_id: e.business.unwrap_or_default().phone_number_id,
                     code: detail.code,
                     title: detail.title,
@@ -74,7 +78,9 @@ pub(crate) fn new_webhook(req: IngestWebhookRequest, request_id: String) -> Resu
         other_events: req
             .other_events
             .into_iter()
-            .map(|e| NewOtherEvent {
+            .enumerate()
+            .map(|(i, e)| NewOtherEvent {
+                dedupe_key: item_key(&body_hash, &e.path, i),
                 object: e.object,
                 field: e.field,
                 entry_id: e.entry_id,
@@ -85,14 +91,30 @@ pub(crate) fn new_webhook(req: IngestWebhookRequest, request_id: String) -> Resu
         quarantined: req
             .quarantined
             .into_iter()
-            .map(|q| NewQuarantined {
+            .enumerate()
+            .map(|(i, q)| NewQuarantined {
+                dedupe_key: item_key(&body_hash, &q.path, i),
                 kind: q.kind,
                 reason: q.reason,
                 path: q.path,
                 raw_json: q.raw_json,
             })
             .collect(),
+        raw_body: req.raw_body,
     })
+}
+
+/// The redelivery key of an item without a WhatsApp id: `<body sha256 hex>:<path>`.
+/// A POST redelivered byte for byte yields the same keys, a different POST never
+/// does. Items sent without a path (clients predating the field) fall back to
+/// `#<index in their list>` past the first, so siblings never collapse into one
+/// row; the first keeps the empty path, the key of a whole foreign envelope.
+fn item_key(body_hash: &str, path: &str, index: usize) -> String {
+    if path.is_empty() && index > 0 {
+        format!("{body_hash}:#{index}")
+    } else {
+        format!("{body_hash}:{path}")
+    }
 }
 
 /// Distinct business numbers of the items, for requests that did not list them.
@@ -362,6 +384,36 @@ mod tests {
         ));
         assert!(!m.wants_job);
         assert_eq!(m.text_body, None);
+    }
+
+    #[test]
+    fn item_keys_are_the_body_hash_and_the_path() {
+        let body = b"{\"entry\":[]}".to_vec();
+        let hash = hex::encode(Sha256::digest(&body));
+        let req = IngestWebhookRequest {
+            raw_body: body,
+            errors: vec![proto::ingest::WebhookError {
+                path: "entry[0].changes[1].value.errors[0]".into(),
+                ..Default::default()
+            }],
+            other_events: vec![
+                proto::ingest::OtherEvent::default(),
+                proto::ingest::OtherEvent::default(),
+            ],
+            ..Default::default()
+        };
+        let hook = new_webhook(req, "r".into()).unwrap();
+        assert_eq!(hash.len(), 64);
+        assert_eq!(
+            hook.errors[0].dedupe_key,
+            format!("{hash}:entry[0].changes[1].value.errors[0]")
+        );
+        let keys: Vec<_> = hook
+            .other_events
+            .iter()
+            .map(|e| e.dedupe_key.as_str())
+            .collect();
+        assert_eq!(keys, [format!("{hash}:"), format!("{hash}:#1")]);
     }
 
     #[test]

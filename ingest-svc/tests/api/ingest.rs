@@ -12,7 +12,7 @@ use proto::ingest::{
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tonic::Code;
 
-use crate::helpers::{spawn_app, status, text_message, webhook};
+use crate::helpers::{spawn_app, spawn_sqlite_app, status, text_message, webhook};
 
 #[tokio::test]
 async fn a_text_message_is_stored_gets_one_job_and_one_stream_entry() {
@@ -216,6 +216,7 @@ async fn quarantined_items_errors_and_other_events_are_counted() {
             ..Default::default()
         }),
         raw_json: "{}".into(),
+        path: "entry[0].changes[0].value.errors[0]".into(),
     }];
     req.other_events = vec![OtherEvent {
         object: "whatsapp_business_account".into(),
@@ -223,6 +224,7 @@ async fn quarantined_items_errors_and_other_events_are_counted() {
         entry_id: "1".into(),
         entry_time: 1,
         raw_json: "{}".into(),
+        path: "entry[1].changes[0]".into(),
     }];
 
     let res = app.client.ingest_webhook(req).await.unwrap().into_inner();
@@ -247,6 +249,143 @@ async fn quarantined_items_errors_and_other_events_are_counted() {
         assert!(stats.jobs.contains_key(state), "jobs[{state}] present");
     }
     assert_eq!(stats.jobs["pending"], 1);
+    app.teardown().await;
+}
+
+/// A request whose items have no WhatsApp id: two webhook errors, one other
+/// event and two quarantined items, each with its path in the POST.
+fn request_with_keyless_items(raw_body: &[u8]) -> proto::ingest::IngestWebhookRequest {
+    let mut req = webhook(vec![text_message("wamid.K1", "16505551234", "ok")], vec![]);
+    req.raw_body = raw_body.to_vec();
+    let error = |k: usize, code: i64| WebhookError {
+        error: Some(ErrorDetail {
+            code,
+            title: "Rate limit hit".into(),
+            ..Default::default()
+        }),
+        raw_json: format!(r#"{{"code":{code}}}"#),
+        path: format!("entry[0].changes[0].value.errors[{k}]"),
+        ..Default::default()
+    };
+    req.errors = vec![error(0, 130429), error(1, 131000)];
+    req.other_events = vec![OtherEvent {
+        object: "whatsapp_business_account".into(),
+        field: "account_update".into(),
+        entry_id: "1".into(),
+        entry_time: 1,
+        raw_json: "{}".into(),
+        path: "entry[1].changes[0]".into(),
+    }];
+    req.quarantined = (0..2)
+        .map(|k| QuarantinedItem {
+            kind: "message".into(),
+            reason: "message has no `id`".into(),
+            raw_json: r#"{"type":"text"}"#.into(),
+            path: format!("entry[0].changes[0].value.messages[{}]", k + 1),
+        })
+        .collect();
+    req
+}
+
+fn keyless_counts(res: &proto::ingest::IngestWebhookResponse) -> (u32, u32, u32) {
+    (res.webhook_errors, res.other_events, res.quarantined)
+}
+
+#[tokio::test]
+async fn the_same_request_twice_records_errors_other_events_and_quarantined_items_once() {
+    let mut app = spawn_app().await;
+    let req = request_with_keyless_items(br#"{"object":"whatsapp_business_account","entry":[1]}"#);
+
+    let first = app
+        .client
+        .ingest_webhook(req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let second = app
+        .client
+        .ingest_webhook(req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(keyless_counts(&first), (2, 1, 2));
+    assert_eq!(
+        keyless_counts(&second),
+        (0, 0, 0),
+        "a redelivery creates none"
+    );
+    let stats = app
+        .client
+        .get_stats(GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.webhook_events, 2, "every POST is kept as an event");
+    assert_eq!(
+        (stats.webhook_errors, stats.other_events, stats.quarantined),
+        (2, 1, 2)
+    );
+
+    // Another body with items at the same paths is another POST: recorded again.
+    let mut other = req;
+    other.raw_body.extend_from_slice(b" ");
+    let third = app.client.ingest_webhook(other).await.unwrap().into_inner();
+    assert_eq!(keyless_counts(&third), (2, 1, 2));
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn keyless_items_are_deduplicated_on_sqlite_too() {
+    let mut app = spawn_sqlite_app().await;
+    let req = request_with_keyless_items(br#"{"object":"whatsapp_business_account","entry":[3]}"#);
+
+    let first = app
+        .client
+        .ingest_webhook(req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let second = app.client.ingest_webhook(req).await.unwrap().into_inner();
+
+    assert_eq!(keyless_counts(&first), (2, 1, 2));
+    assert_eq!(keyless_counts(&second), (0, 0, 0));
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn concurrent_redeliveries_record_keyless_items_once() {
+    let app = spawn_app().await;
+    let req = request_with_keyless_items(br#"{"object":"whatsapp_business_account","entry":[2]}"#);
+
+    let calls = (0..10).map(|_| {
+        let mut client = app.client.clone();
+        let req = req.clone();
+        async move { client.ingest_webhook(req).await }
+    });
+    let results = join_all(calls).await;
+
+    let mut totals = (0, 0, 0);
+    for r in results {
+        let counts = keyless_counts(&r.expect("every call succeeds").into_inner());
+        totals = (
+            totals.0 + counts.0,
+            totals.1 + counts.1,
+            totals.2 + counts.2,
+        );
+    }
+    assert_eq!(totals, (2, 1, 2));
+    let stats = app
+        .client
+        .clone()
+        .get_stats(GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (stats.webhook_errors, stats.other_events, stats.quarantined),
+        (2, 1, 2)
+    );
     app.teardown().await;
 }
 

@@ -5,5 +5,8 @@ mod grpcurl;
 mod handshake;
 mod inbound;
 mod outages;
+mod properties;
+mod replies;
+mod shapes;
 mod signature;
 mod support;

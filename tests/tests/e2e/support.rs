@@ -27,8 +27,13 @@ fn ids_of(body: &[u8], list: &str) -> Vec<String> {
     out
 }
 
-/// A signed text-message webhook with a given wamid and body text.
+/// A text-message webhook with a given wamid and body text, sent just now.
 pub(crate) fn text_webhook(wamid: &str, text: &str) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+        .to_string();
     serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{
@@ -39,7 +44,7 @@ pub(crate) fn text_webhook(wamid: &str, text: &str) -> Vec<u8> {
                     "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
                     "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16505551234"}],
                     "messages": [{
-                        "from": "16505551234", "id": wamid, "timestamp": "1764770000",
+                        "from": "16505551234", "id": wamid, "timestamp": now,
                         "type": "text", "text": {"body": text}
                     }]
                 },

@@ -58,6 +58,12 @@ pub struct Model {
     pub created_at: i64,
     /// Last change (Unix ms).
     pub updated_at: i64,
+    /// When a worker announced it was about to call Graph (Unix ms); set without a
+    /// result, the reply may already have reached the customer.
+    pub send_intent_at: Option<i64>,
+    /// The reply text recorded by the worker (also for dry-runs).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reply_text: Option<String>,
 }
 
 /// No relations are declared.

@@ -24,6 +24,10 @@ pub struct Model {
     pub raw_json: String,
     /// Insert time (Unix ms).
     pub created_at: i64,
+    /// Redelivery key: lowercase hex SHA-256 of the raw body + ":" + the item's
+    /// path in the POST; unique. NULL on rows stored before it existed.
+    #[sea_orm(unique, nullable)]
+    pub dedupe_key: Option<String>,
 }
 
 /// No relations are declared.

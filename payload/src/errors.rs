@@ -20,13 +20,14 @@ pub(crate) fn detail(e: Obj<'_>) -> Field<ErrorDetail> {
     })
 }
 
-/// One element of `value.errors[]`.
-pub(crate) fn webhook_error(item: &Value, business: &Business) -> Field<WebhookError> {
+/// One element of `value.errors[]`; `path` is where it sat in the POST.
+pub(crate) fn webhook_error(item: &Value, business: &Business, path: &str) -> Field<WebhookError> {
     let e = Obj::from_value(item, "")
         .ok_or_else(|| Invalid::new(format!("error must be an object, got {}", type_name(item))))?;
     Ok(WebhookError {
         business: Some(business.clone()),
         error: Some(detail(e)?),
         raw_json: to_json(item),
+        path: path.to_owned(),
     })
 }

@@ -1,5 +1,5 @@
 //! Unit tests of the webhook parser: envelopes, every message type, batches,
-//! quarantine, the lone-surrogate fallback, and a property test.
+//! quarantine, item paths, the lone-surrogate fallback, and a property test.
 
 use proto::ingest::inbound_message::Content;
 use proto::ingest::interactive::ReplyOneOf;
@@ -143,6 +143,15 @@ fn batch_of_entries_changes_messages_statuses_and_errors_is_fanned_out() {
     assert_eq!(detail.code, 130_429);
     assert_eq!(detail.details, "slow down");
     assert_eq!(err.business.clone().unwrap().phone_number_id, "P1");
+    let paths: Vec<_> = req.errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "entry[0].changes[0].value.errors[0]",
+            "entry[0].changes[1].value.errors[0]",
+            "entry[1].changes[0].value.errors[0]"
+        ]
+    );
 }
 
 #[test]
@@ -746,6 +755,8 @@ fn non_messages_fields_become_other_events() {
         )
     );
     assert!(e.raw_json.contains("APPROVED"));
+    let paths: Vec<_> = req.other_events.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["entry[0].changes[0]", "entry[0].changes[1]"]);
 }
 
 #[test]
@@ -757,6 +768,7 @@ fn other_objects_are_one_other_event() {
     assert_eq!(req.other_events.len(), 1);
     let e = &req.other_events[0];
     assert_eq!((e.object.as_str(), e.field.as_str()), ("page", ""));
+    assert_eq!(e.path, "", "the item is the whole envelope");
     assert_eq!(serde_json::from_str::<Value>(&e.raw_json).unwrap(), body);
 }
 
