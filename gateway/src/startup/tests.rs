@@ -89,6 +89,12 @@ impl IngestService for FakeIngest {
     ) -> Result<tonic::Response<GetStatsResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("fake"))
     }
+    async fn replay_webhook_event(
+        &self,
+        _: tonic::Request<proto::ingest::ReplayWebhookEventRequest>,
+    ) -> Result<tonic::Response<IngestWebhookResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
 }
 
 /// Starts a fake ingest-svc; returns its URL and the calls it received.

@@ -13,6 +13,8 @@ pub(crate) struct NewWebhook {
     pub(crate) errors: Vec<NewWebhookError>,
     pub(crate) other_events: Vec<NewOtherEvent>,
     pub(crate) quarantined: Vec<NewQuarantined>,
+    /// A replay of this stored event: reuse its id, store no new event.
+    pub(crate) replay_of: Option<i64>,
 }
 
 /// An inbound message row (text columns are sanitised on insert).

@@ -43,6 +43,14 @@ pub(crate) struct Stats {
     pub(crate) jobs: BTreeMap<String, u64>,
 }
 
+/// One stored webhook event (with its raw bytes), or `None`.
+pub(crate) async fn webhook_event(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Option<webhook_event::Model>> {
+    Ok(webhook_event::Entity::find_by_id(id).one(db).await?)
+}
+
 /// One message by wamid, or `None`.
 pub(crate) async fn message(db: &impl ConnectionTrait, wamid: &str) -> Result<Option<MessageView>> {
     let Some(row) = message::Entity::find()

@@ -38,19 +38,27 @@ pub(crate) async fn ingest(db: &DatabaseConnection, hook: NewWebhook) -> Result<
     let request_id = db_text(&hook.request_id);
     let txn = db.begin().await?;
 
-    let event = webhook_event::ActiveModel {
-        request_id: Set(request_id.clone()),
-        received_at: Set(hook.received_at_ms),
-        object: Set(db_text(&hook.object)),
-        phone_number_ids: Set(db_text(&hook.phone_number_ids.join(","))),
-        raw_body: Set(hook.raw_body),
-        created_at: Set(now),
-        ..Default::default()
+    // A replay reuses the stored event; its messages already carry that event id,
+    // so the ones that existed before this call are remembered and not counted new.
+    let (event_id, existed) = match hook.replay_of {
+        Some(id) => (id, existing_wamids(&txn, &hook.messages).await?),
+        None => {
+            let event = webhook_event::ActiveModel {
+                request_id: Set(request_id.clone()),
+                received_at: Set(hook.received_at_ms),
+                object: Set(db_text(&hook.object)),
+                phone_number_ids: Set(db_text(&hook.phone_number_ids.join(","))),
+                raw_body: Set(hook.raw_body),
+                created_at: Set(now),
+                ..Default::default()
+            };
+            let id = webhook_event::Entity::insert(event)
+                .exec(&txn)
+                .await?
+                .last_insert_id;
+            (id, HashSet::new())
+        }
     };
-    let event_id = webhook_event::Entity::insert(event)
-        .exec(&txn)
-        .await?
-        .last_insert_id;
     let mut out = IngestOutcome {
         event_id,
         ..Default::default()
@@ -88,6 +96,7 @@ pub(crate) async fn ingest(db: &DatabaseConnection, hook: NewWebhook) -> Result<
         .all(&txn)
         .await?
         .into_iter()
+        .filter(|w| !existed.contains(w))
         .collect();
     out.messages_created = count(created.len());
     out.messages_duplicate = count(total_messages - created.len());
@@ -223,6 +232,25 @@ pub(crate) async fn ingest(db: &DatabaseConnection, hook: NewWebhook) -> Result<
 
     txn.commit().await?;
     Ok(out)
+}
+
+/// The wamids among `messages` that are already stored.
+async fn existing_wamids(
+    txn: &impl sea_orm::ConnectionTrait,
+    messages: &[NewMessage],
+) -> Result<HashSet<String>> {
+    let mut found = HashSet::new();
+    for chunk in messages.chunks(CHUNK) {
+        let rows: Vec<String> = message::Entity::find()
+            .select_only()
+            .column(message::Column::Wamid)
+            .filter(message::Column::Wamid.is_in(chunk.iter().map(|m| db_text(&m.wamid))))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 fn message_row(m: &NewMessage, event_id: i64, request_id: &str, now: i64) -> message::ActiveModel {

@@ -48,6 +48,7 @@ pub(crate) fn new_webhook(req: IngestWebhookRequest, request_id: String) -> Resu
     // Hashed once per call: the stem of every item key below.
     let body_hash = hex::encode(Sha256::digest(&req.raw_body));
     Ok(NewWebhook {
+        replay_of: None,
         request_id,
         // 0 means the gateway did not say; "now" is the next best thing.
         received_at_ms: match req.received_at_ms {

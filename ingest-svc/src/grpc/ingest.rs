@@ -3,7 +3,7 @@
 use proto::ingest::ingest_service_server::IngestService;
 use proto::ingest::{
     GetMessageRequest, GetMessageResponse, GetStatsRequest, GetStatsResponse, IngestWebhookRequest,
-    IngestWebhookResponse, ListMessagesRequest, ListMessagesResponse,
+    IngestWebhookResponse, ListMessagesRequest, ListMessagesResponse, ReplayWebhookEventRequest,
 };
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
@@ -141,5 +141,32 @@ impl IngestService for IngestApi {
     ) -> Result<Response<GetStatsResponse>, Status> {
         let stats = read::stats(&self.db).await?;
         Ok(Response::new(convert::stats_response(stats)))
+    }
+
+    #[tracing::instrument(name = "ReplayWebhookEvent", skip_all, fields(event_id))]
+    async fn replay_webhook_event(
+        &self,
+        request: Request<ReplayWebhookEventRequest>,
+    ) -> Result<Response<IngestWebhookResponse>, Status> {
+        let event_id = request.into_inner().event_id;
+        tracing::Span::current().record("event_id", event_id);
+        let event = read::webhook_event(&self.db, event_id)
+            .await?
+            .ok_or_else(|| IngestError::NotFound(format!("no webhook event {event_id}")))?;
+        let mut parsed = whatsapp_payload::parse(&event.raw_body).map_err(|e| {
+            IngestError::invalid(format!("stored event {event_id} does not parse: {e}"))
+        })?;
+        parsed.received_at_ms = event.received_at;
+        let mut hook = convert::new_webhook(parsed, event.request_id)?;
+        hook.replay_of = Some(event_id);
+        let outcome = repo::ingest(&self.db, hook).await?;
+        relay::publish_after_commit(&self.db, &self.queue, &outcome.new_jobs).await;
+        let response = convert::ingest_response(&outcome);
+        tracing::info!(
+            messages_created = response.messages_created,
+            jobs_created = response.jobs_created,
+            "webhook event replayed"
+        );
+        Ok(Response::new(response))
     }
 }

@@ -1,5 +1,6 @@
 //! Cross-service flows: real gateway → real ingest-svc → real PostgreSQL/SQLite and Redis.
 
+mod admin;
 mod duplicates;
 mod grpcurl;
 mod handshake;

@@ -39,6 +39,17 @@ impl Pipeline {
         }
     }
 
+    /// Posts a signed text message from the usual customer; Meta must get its 200.
+    async fn post_text(&self, wamid: &str, text: &str) {
+        let status = self
+            .sys
+            .gateway
+            .post_signed(&text_webhook(wamid, text))
+            .await
+            .status();
+        assert_eq!(status, 200, "posting {wamid}");
+    }
+
     async fn job_state(&self, wamid: &str) -> (String, String) {
         let job = self.sys.message(wamid).await.job.expect("a job");
         (job.state, job.outcome)
@@ -80,14 +91,7 @@ async fn an_inbound_text_gets_one_reply_marked_read_recorded_and_tracked_by_stat
     let p = Pipeline::start().await;
     let wamid = new_wamid();
 
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(&text_webhook(&wamid, "Do you open on Sunday?"))
-            .await
-            .status(),
-        200
-    );
+    p.post_text(&wamid, "Do you open on Sunday?").await;
 
     let inbound = p.until_job(&wamid, "done").await;
     let sends = p.graph.sends();
@@ -213,14 +217,7 @@ async fn a_worker_killed_during_the_send_never_causes_a_second_answer() {
     let mut p = Pipeline::start().await;
     p.graph.script([Answer::Delay(Duration::from_secs(1))]);
     let wamid = new_wamid();
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(&text_webhook(&wamid, "quick question"))
-            .await
-            .status(),
-        200
-    );
+    p.post_text(&wamid, "quick question").await;
     eventually("the send reaching Graph", WAIT, || async {
         (!p.graph.sends().is_empty()).then_some(())
     })
@@ -245,14 +242,7 @@ async fn two_graph_500s_then_success_give_exactly_one_reply() {
         .script([Answer::Error(500, 0), Answer::Error(500, 0)]);
     let wamid = new_wamid();
 
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(&text_webhook(&wamid, "hi"))
-            .await
-            .status(),
-        200
-    );
+    p.post_text(&wamid, "hi").await;
 
     let m = p.until_job(&wamid, "done").await;
     let job = m.job.unwrap();
@@ -268,14 +258,7 @@ async fn a_permanent_graph_error_is_not_retried_and_is_recorded() {
     p.graph.script([Answer::Error(400, 131047)]);
     let wamid = new_wamid();
 
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(&text_webhook(&wamid, "hi"))
-            .await
-            .status(),
-        200
-    );
+    p.post_text(&wamid, "hi").await;
 
     let m = p.until_job(&wamid, "failed").await;
     let job = m.job.unwrap();
@@ -299,14 +282,7 @@ async fn a_job_failing_every_time_is_dead_lettered_then_answered_after_an_admin_
     p.graph.always(Answer::Error(503, 131016));
     let wamid = new_wamid();
 
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(&text_webhook(&wamid, "hi"))
-            .await
-            .status(),
-        200
-    );
+    p.post_text(&wamid, "hi").await;
 
     let m = p.until_job(&wamid, "dead").await;
     let job = m.job.unwrap();
@@ -346,14 +322,7 @@ async fn jobs_whose_stream_entries_vanished_are_still_answered() {
     let p = Pipeline::start().await;
     let wamids: Vec<String> = (0..3).map(|_| new_wamid()).collect();
     for w in &wamids {
-        assert_eq!(
-            p.sys
-                .gateway
-                .post_signed(&text_webhook(w, "hi"))
-                .await
-                .status(),
-            200
-        );
+        p.post_text(w, "hi").await;
     }
     for w in &wamids {
         p.until_job(w, "done").await;
@@ -361,14 +330,7 @@ async fn jobs_whose_stream_entries_vanished_are_still_answered() {
     delete_stream(&p.sys.ingest).await;
     let later: Vec<String> = (0..3).map(|_| new_wamid()).collect();
     for w in &later {
-        assert_eq!(
-            p.sys
-                .gateway
-                .post_signed(&text_webhook(w, "again"))
-                .await
-                .status(),
-            200
-        );
+        p.post_text(w, "again").await;
     }
     delete_stream(&p.sys.ingest).await;
 
@@ -562,14 +524,7 @@ async fn without_a_token_the_worker_records_a_dry_run_and_sends_nothing() {
     let p = Pipeline::start_with(|s| s.access_token = None).await;
     let wamid = new_wamid();
 
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(&text_webhook(&wamid, "hi"))
-            .await
-            .status(),
-        200
-    );
+    p.post_text(&wamid, "hi").await;
 
     let (state, outcome) = {
         p.until_job(&wamid, "done").await;
@@ -600,14 +555,7 @@ async fn reactions_and_unconfigured_numbers_get_no_reply() {
     element["reaction"] = serde_json::json!({"message_id": text, "emoji": "\u{1f44d}"});
     let reaction_body = reaction_body.to_string();
 
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(&text_webhook(&text, "hi"))
-            .await
-            .status(),
-        200
-    );
+    p.post_text(&text, "hi").await;
     assert_eq!(
         p.sys
             .gateway
