@@ -72,8 +72,20 @@ pub(crate) async fn ensure_group(db: &DatabaseConnection, queue: &JobQueue) -> R
     Ok(())
 }
 
-/// Expired leases back to the outbox (or dead-lettered on their last attempt).
+/// A published job still pending after this long is published again (safety net
+/// for lost entries; a duplicate entry is harmless).
+const STALE_QUEUED_MS: i64 = 30_000;
+
+/// Expired leases back to the outbox (or dead-lettered on their last attempt), and
+/// long-waiting published jobs re-published.
 async fn sweep(db: &DatabaseConnection, queue: &JobQueue, max_attempts: u32) -> Result<()> {
+    let stale = leases::requeue_stale(db, STALE_QUEUED_MS).await?;
+    if stale > 0 {
+        tracing::info!(
+            jobs = stale,
+            "re-publishing jobs that waited too long on the stream"
+        );
+    }
     for job in leases::sweep_expired(db, max_attempts).await? {
         tracing::warn!(
             job_id = job.id,
@@ -84,6 +96,10 @@ async fn sweep(db: &DatabaseConnection, queue: &JobQueue, max_attempts: u32) -> 
             .await
         {
             tracing::warn!(error = %report(&err), "dead-letter stream write failed");
+        }
+        // The next job of its conversation no longer waits behind it.
+        if let Some(next) = leases::next_in_conversation(db, job.id).await? {
+            wake(queue, &next).await;
         }
     }
     Ok(())

@@ -419,6 +419,21 @@ pub(crate) async fn sweep_expired(
         .collect())
 }
 
+/// Pending, due jobs published longer than `older_than_ms` ago and still not
+/// leased go back to the outbox: their stream entry was lost, or they waited
+/// behind a job of their conversation that ended without waking them.
+pub(crate) async fn requeue_stale(db: &DatabaseConnection, older_than_ms: i64) -> Result<u64> {
+    let now = now_ms();
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::QueuedAt, Expr::value(Option::<i64>::None))
+        .filter(job::Column::State.eq(job::PENDING))
+        .filter(job::Column::QueuedAt.lt(now - older_than_ms))
+        .filter(job::Column::AvailableAt.lte(now))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
 /// Puts every pending job back in the outbox (Redis lost its stream).
 pub(crate) async fn requeue_pending(db: &DatabaseConnection) -> Result<u64> {
     let res = job::Entity::update_many()

@@ -5,6 +5,7 @@ mod duplicates;
 mod grpcurl;
 mod handshake;
 mod inbound;
+mod leases;
 mod outages;
 mod properties;
 mod replies;
