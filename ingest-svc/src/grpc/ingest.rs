@@ -62,8 +62,17 @@ impl IngestService for IngestApi {
         let outcome = repo::ingest(&self.db, hook).await?;
         tracing::Span::current().record("event_id", outcome.event_id);
 
-        // Committed: from here on nothing may fail the call.
-        relay::publish_after_commit(&self.db, &self.queue, &outcome.new_jobs).await;
+        // Committed: from here on nothing may fail or slow the call. The jobs go onto
+        // the stream in the background; if that is lost (crash, Redis down) the relay
+        // publishes them from the outbox.
+        if !outcome.new_jobs.is_empty() {
+            let (db, queue, jobs) = (
+                self.db.clone(),
+                self.queue.clone(),
+                outcome.new_jobs.clone(),
+            );
+            tokio::spawn(async move { relay::publish_after_commit(&db, &queue, &jobs).await });
+        }
 
         let response = convert::ingest_response(&outcome);
         tracing::info!(

@@ -616,3 +616,42 @@ async fn a_worker_stopped_during_load_exits_cleanly_and_nothing_is_lost_or_doubl
     assert_eq!(before, replied.len(), "no message answered twice");
     assert_eq!(replied.len(), wamids.len(), "every message answered");
 }
+
+#[tokio::test]
+async fn with_an_api_token_every_service_authenticates_and_strangers_are_refused() {
+    let token = "internal-api-token";
+    let ingest = TestIngest::start_with(TestDb::postgres().await, |s| {
+        s.api_token = Some(e2e_tests::system::secret(token));
+    })
+    .await;
+    let gateway = TestGateway::start_with(&ingest.url(), |s| {
+        s.api_token = Some(e2e_tests::system::secret(token))
+    })
+    .await;
+    let graph = FakeGraph::start().await;
+    let _worker = TestWorker::start_with(&ingest.url(), &graph.base_url(), |s| {
+        s.api_token = Some(e2e_tests::system::secret(token));
+    })
+    .await;
+    let sys = TestSystem { ingest, gateway };
+    let wamid = new_wamid();
+
+    assert_eq!(
+        sys.gateway
+            .post_signed(&text_webhook(&wamid, "hi"))
+            .await
+            .status(),
+        200
+    );
+
+    eventually("the reply", WAIT, || async {
+        (graph.successful_sends() == 1).then_some(())
+    })
+    .await;
+    let mut stranger = JobServiceClient::connect(sys.ingest.url()).await.unwrap();
+    let refused = stranger
+        .list_dead_jobs(ListDeadJobsRequest { limit: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+}
