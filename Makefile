@@ -18,6 +18,7 @@ run: build
 
 ## test: the whole suite against real PostgreSQL and Redis
 test: tools
+	$(CARGO) build --workspace --bins
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \

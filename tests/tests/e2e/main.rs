@@ -7,6 +7,7 @@ mod handshake;
 mod inbound;
 mod leases;
 mod outages;
+mod processes;
 mod properties;
 mod replies;
 mod shapes;

@@ -1,0 +1,180 @@
+//! The real binaries, as an operator runs them: SIGTERM during load drains and exits 0.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e_tests::{
+    APP_SECRET, Answer, FakeGraph, TestDb, TestWorker, eventually, sign, workspace_root,
+};
+
+use crate::support::{new_wamid, text_webhook};
+
+/// A workspace binary built by `make test` (`cargo build --bins` runs first).
+fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built (run `cargo build --bins`)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(name: &str, env: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(binary(name));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap_or_else(|e| panic!("{name} starts: {e}"))
+}
+
+/// Sends SIGTERM and waits (bounded) for the exit status.
+fn terminate(child: &mut Child, name: &str) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {name}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not exit within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn wait_for_port(port: u16) {
+    eventually(
+        &format!("port {port} accepting"),
+        Duration::from_secs(30),
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_during_load_drains_every_service_and_nothing_is_lost_or_answered_twice() {
+    let db = TestDb::postgres().await;
+    let graph = FakeGraph::start().await;
+    graph.always(Answer::Delay(Duration::from_millis(200)));
+    let (ingest_port, gateway_port) = (free_port(), free_port());
+    let ingest_url = format!("http://127.0.0.1:{ingest_port}");
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut ingest = spawn(
+        "ingest-svc",
+        &[
+            ("INGEST_ADDR", format!("127.0.0.1:{ingest_port}")),
+            ("DATABASE_URL", db.url.clone()),
+            ("REDIS_URL", redis),
+            ("REDIS_PREFIX", prefix),
+            ("INGEST_RELAY_INTERVAL_MS", "200".into()),
+        ],
+    );
+    let mut gateway = spawn(
+        "gateway",
+        &[
+            ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
+            ("INGEST_URL", ingest_url.clone()),
+            ("WHATSAPP_APP_SECRET", APP_SECRET.into()),
+        ],
+    );
+    let mut worker = spawn(
+        "worker-svc",
+        &[
+            ("INGEST_URL", ingest_url.clone()),
+            ("WHATSAPP_API_BASE_URL", graph.base_url()),
+            ("WHATSAPP_ACCESS_TOKEN", "test-access-token".into()),
+            ("WORKER_CAPACITY", "4".into()),
+        ],
+    );
+    wait_for_port(ingest_port).await;
+    wait_for_port(gateway_port).await;
+    let http = reqwest::Client::new();
+    let wamids: Vec<String> = (0..16).map(|_| new_wamid()).collect();
+    for (i, w) in wamids.iter().enumerate() {
+        let body = String::from_utf8(text_webhook(w, "hi"))
+            .unwrap()
+            .replace("16505551234", &format!("1650555{:04}", 6000 + i));
+        let res = http
+            .post(format!("http://127.0.0.1:{gateway_port}/webhooks/whatsapp"))
+            .header("x-hub-signature-256", sign(body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    eventually("replies under way", Duration::from_secs(20), || async {
+        (graph.sends().len() >= 2).then_some(())
+    })
+    .await;
+
+    let worker_exit = tokio::task::spawn_blocking(move || terminate(&mut worker, "worker-svc"))
+        .await
+        .unwrap();
+    assert!(
+        worker_exit.success(),
+        "worker-svc exit status {worker_exit:?}"
+    );
+    let _replacement = TestWorker::start_with(&ingest_url, &graph.base_url(), |_| {}).await;
+    let done = || async {
+        let n = db
+            .count("SELECT COUNT(*) FROM jobs WHERE state = 'done'")
+            .await;
+        (n == wamids.len() as i64).then_some(())
+    };
+    eventually("every job done", Duration::from_secs(30), done).await;
+
+    let gateway_exit = tokio::task::spawn_blocking(move || terminate(&mut gateway, "gateway"))
+        .await
+        .unwrap();
+    let ingest_exit = tokio::task::spawn_blocking(move || terminate(&mut ingest, "ingest-svc"))
+        .await
+        .unwrap();
+    assert!(
+        gateway_exit.success(),
+        "gateway exit status {gateway_exit:?}"
+    );
+    assert!(
+        ingest_exit.success(),
+        "ingest-svc exit status {ingest_exit:?}"
+    );
+    let mut replied: Vec<String> = graph
+        .sends()
+        .into_iter()
+        .map(|r| r.body["context"]["message_id"].as_str().unwrap().to_owned())
+        .collect();
+    replied.sort();
+    let total = replied.len();
+    replied.dedup();
+    assert_eq!(total, replied.len(), "no customer answered twice");
+    assert_eq!(replied.len(), wamids.len(), "every customer answered");
+}
