@@ -61,7 +61,7 @@ pub(crate) async fn wake(queue: &JobQueue, job: &JobRef) {
 /// to the outbox so nothing waits on an entry that no longer exists.
 pub(crate) async fn ensure_group(db: &DatabaseConnection, queue: &JobQueue) -> Result<()> {
     if queue.ensure_group().await? {
-        let n = leases::requeue_pending(db).await?;
+        let n = outbox::requeue_pending(db).await?;
         if n > 0 {
             tracing::warn!(
                 jobs = n,
@@ -79,14 +79,14 @@ const STALE_QUEUED_MS: i64 = 30_000;
 /// Expired leases back to the outbox (or dead-lettered on their last attempt), and
 /// long-waiting published jobs re-published.
 async fn sweep(db: &DatabaseConnection, queue: &JobQueue, max_attempts: u32) -> Result<()> {
-    let stale = leases::requeue_stale(db, STALE_QUEUED_MS).await?;
+    let stale = outbox::requeue_stale(db, STALE_QUEUED_MS).await?;
     if stale > 0 {
         tracing::info!(
             jobs = stale,
             "re-publishing jobs that waited too long on the stream"
         );
     }
-    for job in leases::sweep_expired(db, max_attempts).await? {
+    for job in outbox::sweep_expired(db, max_attempts).await? {
         tracing::warn!(
             job_id = job.id,
             "lease expired on the last attempt; job dead-lettered"

@@ -178,3 +178,93 @@ async fn sigterm_during_load_drains_every_service_and_nothing_is_lost_or_answere
     assert_eq!(total, replied.len(), "no customer answered twice");
     assert_eq!(replied.len(), wamids.len(), "every customer answered");
 }
+
+/// Kills with SIGKILL (no drain, no goodbye) and reaps the process.
+fn kill_hard(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn ingest_svc_killed_mid_load_loses_nothing_acknowledged_and_answers_everyone_once() {
+    let db = TestDb::postgres().await;
+    let graph = FakeGraph::start().await;
+    let ingest_port = free_port();
+    let ingest_url = format!("http://127.0.0.1:{ingest_port}");
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let ingest_env = [
+        ("INGEST_ADDR", format!("127.0.0.1:{ingest_port}")),
+        ("DATABASE_URL", db.url.clone()),
+        ("REDIS_URL", redis),
+        ("REDIS_PREFIX", prefix),
+        ("INGEST_RELAY_INTERVAL_MS", "200".into()),
+        ("JOB_LEASE_MS", "2000".into()),
+    ];
+    let mut ingest = spawn("ingest-svc", &ingest_env);
+    wait_for_port(ingest_port).await;
+    let gateway = e2e_tests::TestGateway::start_with(&ingest_url, |s| {
+        s.ingest_timeout = Duration::from_secs(2)
+    })
+    .await;
+    let _worker = TestWorker::start_with(&ingest_url, &graph.base_url(), |_| {}).await;
+
+    // Meta's side: every message is retried until it gets a 200.
+    let wamids: Vec<String> = (0..30).map(|_| new_wamid()).collect();
+    let bodies: Vec<Vec<u8>> = wamids
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            String::from_utf8(text_webhook(w, "hi"))
+                .unwrap()
+                .replace("16505551234", &format!("1650555{:04}", 5000 + i))
+                .into_bytes()
+        })
+        .collect();
+    let mut refused = 0;
+    for (i, body) in bodies.iter().enumerate() {
+        if i == 10 {
+            kill_hard(&mut ingest);
+        }
+        if i == 20 {
+            ingest = spawn("ingest-svc", &ingest_env);
+            wait_for_port(ingest_port).await;
+        }
+        if gateway.post_signed(body).await.status() != 200 {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 10,
+        "while ingest-svc was dead the gateway refused ({refused}), never acknowledged"
+    );
+    for body in &bodies {
+        eventually("a 200 on Meta's retry", Duration::from_secs(20), || async {
+            (gateway.post_signed(body).await.status() == 200).then_some(())
+        })
+        .await;
+    }
+
+    eventually("every job done", Duration::from_secs(30), || async {
+        let n = db
+            .count("SELECT COUNT(*) FROM jobs WHERE state = 'done'")
+            .await;
+        (n == wamids.len() as i64).then_some(())
+    })
+    .await;
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
+            .await,
+        30
+    );
+    let mut replied: Vec<String> = graph
+        .sends()
+        .into_iter()
+        .map(|r| r.body["context"]["message_id"].as_str().unwrap().to_owned())
+        .collect();
+    replied.sort();
+    replied.dedup();
+    assert_eq!(replied.len(), wamids.len(), "every customer answered");
+    assert_eq!(graph.sends().len(), wamids.len(), "nobody answered twice");
+    kill_hard(&mut ingest);
+}
