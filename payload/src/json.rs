@@ -336,6 +336,22 @@ fn to_proto_value(value: &Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
+/// Longest key (message id, sender id, status, phone number id) recorded. Real ones
+/// are under ~130 bytes; anything far longer cannot be a WhatsApp id and would not
+/// fit a database index entry, so its item is quarantined instead of failing the POST.
+pub(crate) const MAX_KEY_BYTES: usize = 512;
+
+/// `Err` naming `what` when `key` is longer than [`MAX_KEY_BYTES`].
+pub(crate) fn check_key_len(what: &str, key: &str) -> Field<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Invalid::new(format!(
+            "`{what}` is {} bytes long (at most {MAX_KEY_BYTES})",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

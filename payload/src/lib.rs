@@ -21,7 +21,7 @@ mod statuses;
 use proto::ingest::{Business, IngestWebhookRequest, OtherEvent, QuarantinedItem};
 use serde_json::Value;
 
-use self::json::{Field, Invalid, Obj, to_json, type_name};
+use self::json::{Field, Invalid, Obj, check_key_len, to_json, type_name};
 
 /// The only `object` whose entries are typed; anything else is kept whole as
 /// one [`OtherEvent`].
@@ -210,6 +210,7 @@ impl Collector {
                 waba_id: entry_id.to_owned(),
                 ..Default::default()
             });
+        check_key_len("metadata.phone_number_id", &business.phone_number_id)?;
         let messages = value.arr("messages")?;
         let statuses = value.arr("statuses")?;
         let errors = value.arr("errors")?;

@@ -17,7 +17,7 @@ use proto::ingest::{
 use serde_json::Value;
 
 use super::errors::detail;
-use super::json::{Field, Invalid, Obj, to_json, to_struct, type_name};
+use super::json::{Field, Invalid, Obj, check_key_len, to_json, to_struct, type_name};
 
 /// How much a message must carry to be recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,8 @@ fn message(
             "no sender: no `from`, `from_user_id` or matching contact `user_id`",
         ));
     }
+    check_key_len("id", &wamid)?;
+    check_key_len("from", &sender.key)?;
     let sender = (sender != Sender::default()).then_some(sender);
 
     Ok(InboundMessage {

@@ -4,7 +4,7 @@ use proto::ingest::{Business, Conversation, MessageStatus, Pricing};
 use serde_json::Value;
 
 use super::errors::detail;
-use super::json::{Field, Invalid, Obj, to_json, type_name};
+use super::json::{Field, Invalid, Obj, check_key_len, to_json, type_name};
 
 /// One status element. Requires a non-empty string `id` and a string `status`
 /// (kept as sent, so statuses invented later pass through).
@@ -20,6 +20,8 @@ pub(crate) fn parse(item: &Value, business: &Business) -> Field<MessageStatus> {
         .opt_str("status")?
         .filter(|st| !st.is_empty())
         .ok_or_else(|| Invalid::new("status has no `status`"))?;
+    check_key_len("id", &wamid)?;
+    check_key_len("status", &status)?;
     Ok(MessageStatus {
         wamid,
         business: Some(business.clone()),

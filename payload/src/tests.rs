@@ -1102,3 +1102,28 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn keys_too_long_for_any_index_are_quarantined_not_fatal() {
+    let long = "x".repeat(super::json::MAX_KEY_BYTES + 1);
+    let mut m = msg("text", json!({ "text": { "body": "hi" } }));
+    m["id"] = json!(long);
+    assert!(quarantined(m).contains("`id`"));
+
+    let mut m = msg("text", json!({ "text": { "body": "hi" } }));
+    m["from"] = json!(long);
+    let req = parse_value(&envelope(json!({
+        "metadata": { "phone_number_id": "PNID1" },
+        "messages": [m, msg("text", json!({ "text": { "body": "sibling" } }))],
+        "statuses": [{ "id": long, "status": "read", "timestamp": "1" }]
+    })));
+    assert_eq!(req.messages.len(), 1, "the sibling is recorded");
+    assert_eq!(req.quarantined.len(), 2, "{:?}", req.quarantined);
+
+    let req = parse_value(&envelope(json!({
+        "metadata": { "phone_number_id": long },
+        "messages": [msg("text", json!({ "text": { "body": "hi" } }))]
+    })));
+    assert!(req.messages.is_empty());
+    assert_eq!(req.quarantined[0].kind, "change");
+}

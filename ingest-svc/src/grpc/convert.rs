@@ -18,6 +18,10 @@ use crate::db::read::{MessageView, Stats};
 use crate::domain::{self, status_rank};
 use crate::error::{IngestError, Result};
 
+/// Longest wamid or status accepted: far above real ids, below index-entry limits
+/// (the gateway quarantines longer ones; other callers get InvalidArgument).
+const MAX_KEY_BYTES: usize = 512;
+
 /// Validates an IngestWebhook request and flattens it into rows. Items without their
 /// key are a client bug (the gateway quarantines those), hence `InvalidArgument`.
 pub(crate) fn new_webhook(req: IngestWebhookRequest, request_id: String) -> Result<NewWebhook> {
@@ -27,11 +31,25 @@ pub(crate) fn new_webhook(req: IngestWebhookRequest, request_id: String) -> Resu
                 "messages[{i}].wamid is empty"
             )));
         }
+        let sender_len = m
+            .sender
+            .as_ref()
+            .map_or(0, |s| s.key.len().max(s.user_id.len()).max(s.wa_id.len()));
+        if m.wamid.len() > MAX_KEY_BYTES || sender_len > MAX_KEY_BYTES {
+            return Err(IngestError::invalid(format!(
+                "messages[{i}] has a wamid or sender longer than {MAX_KEY_BYTES} bytes"
+            )));
+        }
     }
     for (i, s) in req.statuses.iter().enumerate() {
         if s.wamid.is_empty() {
             return Err(IngestError::invalid(format!(
                 "statuses[{i}].wamid is empty"
+            )));
+        }
+        if s.wamid.len() > MAX_KEY_BYTES || s.status.len() > MAX_KEY_BYTES {
+            return Err(IngestError::invalid(format!(
+                "statuses[{i}] has a key longer than {MAX_KEY_BYTES} bytes"
             )));
         }
         if s.status.is_empty() {
@@ -428,5 +446,16 @@ mod tests {
         };
         let err = new_webhook(req, "r".into()).unwrap_err();
         assert!(matches!(err, IngestError::InvalidArgument(m) if m.contains("status")));
+    }
+
+    #[test]
+    fn keys_longer_than_an_index_entry_are_invalid_arguments() {
+        let long = "w".repeat(MAX_KEY_BYTES + 1);
+        let req = IngestWebhookRequest {
+            messages: vec![msg(&long, Content::Text(Default::default()), "text")],
+            ..Default::default()
+        };
+        let err = new_webhook(req, "r".into()).unwrap_err();
+        assert!(matches!(err, IngestError::InvalidArgument(m) if m.contains("longer than")));
     }
 }
