@@ -32,6 +32,13 @@ if ! [[ "$(redis-cli -h "$redis_host" -p "$redis_port" ping 2>/dev/null)" == PON
 fi
 
 $bin/ingest-svc & pids+=($!)
+# The gateway and worker reconnect on their own; waiting keeps the first log clean.
+ingest_host=${INGEST_ADDR%:*}; ingest_port=${INGEST_ADDR##*:}
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/$ingest_host/$ingest_port") 2>/dev/null && break
+  kill -0 "${pids[-1]}" 2>/dev/null || break
+  sleep 0.1
+done
 $bin/gateway & pids+=($!)
 $bin/worker-svc & pids+=($!)
 
