@@ -5,7 +5,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-/// Graph error codes worth retrying (whatsapp-webhooks.md §9); everything else is permanent.
+/// Graph error codes worth retrying (Meta's error-code reference: rate limits and
+/// transient service errors); everything else is permanent.
 const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131000, 131016, 131056, 133004];
 /// Pair rate limit: back off per recipient for at least this long.
 pub const PAIR_RATE_LIMIT_CODE: i64 = 131056;
