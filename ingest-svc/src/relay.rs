@@ -14,7 +14,7 @@ use crate::queue::JobQueue;
 /// The relay leaves jobs younger than this to the post-commit publish that is
 /// probably still in flight (a race only costs a duplicate stream entry, which the
 /// DB-side lease makes harmless, but there is no need to provoke it).
-const GRACE_MS: i64 = 1_000;
+const GRACE_MS: i64 = 3_000;
 /// Jobs per relay round.
 const BATCH: u64 = 500;
 

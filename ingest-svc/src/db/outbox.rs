@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 use super::batch::JobRef;
@@ -14,7 +14,8 @@ use crate::error::Result;
 
 /// Pending, due jobs that are not on the stream (the outbox: never published,
 /// retried, handed back or lost by Redis), oldest first, created before
-/// `created_before` (Unix ms) so the relay leaves in-flight publishes alone.
+/// `created_before` (Unix ms) unless already tried once, so the relay leaves the
+/// post-commit publish of brand-new jobs alone but retries promptly.
 pub(crate) async fn unqueued_jobs(
     db: &impl ConnectionTrait,
     created_before: i64,
@@ -25,7 +26,11 @@ pub(crate) async fn unqueued_jobs(
         .columns([job::Column::Id, job::Column::MessageWamid])
         .filter(job::Column::State.eq(job::PENDING))
         .filter(job::Column::QueuedAt.is_null())
-        .filter(job::Column::CreatedAt.lte(created_before))
+        .filter(
+            Condition::any()
+                .add(job::Column::CreatedAt.lte(created_before))
+                .add(job::Column::Attempts.gt(0)),
+        )
         .filter(job::Column::AvailableAt.lte(now_ms()))
         .order_by_asc(job::Column::Id)
         .limit(limit)

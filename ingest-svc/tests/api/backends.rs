@@ -69,7 +69,7 @@ async fn the_sqlite_backend_stores_dedupes_and_reads_back() {
         (stats.webhook_events, stats.messages, stats.jobs["pending"]),
         (6, 1, 1)
     );
-    assert_eq!(app.stream_len().await, 1);
+    app.until_published(1).await;
     app.teardown().await;
 }
 
@@ -111,7 +111,7 @@ async fn the_relay_puts_unqueued_jobs_on_the_stream_and_recreates_the_group() {
         ))
         .await
         .unwrap();
-    assert_eq!(app.stream_len().await, 1);
+    app.until_published(1).await;
     let _: i64 = app.redis.del(app.stream_key()).await.unwrap();
     job::Entity::update_many()
         .col_expr(job::Column::QueuedAt, Expr::value(Option::<i64>::None))

@@ -160,6 +160,20 @@ impl TestApp {
         self.redis.xlen(self.stream_key()).await.unwrap()
     }
 
+    /// Waits until the stream holds `n` entries and every job is marked queued: the
+    /// publish runs in the background after the RPC has answered.
+    pub(crate) async fn until_published(&self, n: u64) {
+        eventually(
+            Duration::from_secs(10),
+            &format!("{n} job(s) on the stream"),
+            || async {
+                let queued = self.jobs().await.iter().all(|j| j.queued_at.is_some());
+                (queued && self.stream_len().await == n).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Every job row, by id.
     pub(crate) async fn jobs(&self) -> Vec<job::Model> {
         use sea_orm::QueryOrder;

@@ -57,10 +57,8 @@ async fn a_text_message_is_stored_gets_one_job_and_one_stream_entry() {
         .unwrap();
     assert_eq!(event.raw_body, raw_body, "raw bytes kept exactly");
 
-    assert_eq!(app.stream_len().await, 1);
-    let jobs = app.jobs().await;
-    assert_eq!(jobs.len(), 1);
-    assert!(jobs[0].queued_at.is_some(), "queued_at set after XADD");
+    app.until_published(1).await;
+    assert_eq!(app.jobs().await.len(), 1);
     app.teardown().await;
 }
 
@@ -92,7 +90,7 @@ async fn the_same_request_twice_creates_one_message_and_one_job() {
     );
     assert_eq!(message::Entity::find().count(&app.db).await.unwrap(), 1);
     assert_eq!(app.jobs().await.len(), 1);
-    assert_eq!(app.stream_len().await, 1);
+    app.until_published(1).await;
     app.teardown().await;
 }
 
@@ -126,7 +124,7 @@ async fn twenty_concurrent_identical_requests_create_one_message_and_one_job() {
     assert_eq!((created, jobs, statuses), (2, 2, 1));
     assert_eq!(message::Entity::find().count(&app.db).await.unwrap(), 2);
     assert_eq!(app.jobs().await.len(), 2);
-    assert_eq!(app.stream_len().await, 2);
+    app.until_published(2).await;
     app.teardown().await;
 }
 
