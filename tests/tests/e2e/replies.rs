@@ -475,6 +475,8 @@ async fn two_workers_share_conversations_and_keep_each_in_arrival_order() {
     p.workers.push(
         TestWorker::start_with(&p.sys.ingest.url(), &p.graph.base_url(), |s| s.capacity = 2).await,
     );
+    // Replies take a while, so one worker's two slots cannot absorb nine conversations.
+    p.graph.always(Answer::Delay(Duration::from_millis(100)));
     let mut ordered = Vec::new();
     for i in 0..4 {
         let w = new_wamid();
