@@ -37,7 +37,7 @@ impl GraphRequest {
 pub enum Answer {
     /// HTTP status and Graph error code.
     Error(u16, i64),
-    /// Hang this long, then succeed.
+    /// Accept the send, but answer only after this long.
     Delay(Duration),
 }
 
@@ -47,6 +47,8 @@ struct Inner {
     script: VecDeque<Answer>,
     always: Option<Answer>,
     sent: u64,
+    /// (wamid answered, the send's `biz_opaque_callback_data`)
+    accepted: Vec<(String, String)>,
 }
 
 /// The fake Graph API.
@@ -116,6 +118,11 @@ impl FakeGraph {
     pub fn successful_sends(&self) -> u64 {
         self.inner.lock().expect("lock").sent
     }
+
+    /// The wamids it answered sends with, each with the send's callback data.
+    pub fn accepted(&self) -> Vec<(String, String)> {
+        self.inner.lock().expect("lock").accepted.clone()
+    }
 }
 
 impl Drop for FakeGraph {
@@ -141,6 +148,10 @@ async fn handle(
         body,
     };
     let is_send = request.is_send();
+    let callback = request.body["biz_opaque_callback_data"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let answer = {
         let mut inner = inner.lock().expect("lock");
         inner.requests.push(request);
@@ -157,20 +168,26 @@ async fn handle(
             (status, Json(err)).into_response()
         }
         Some(Answer::Delay(d)) => {
+            // Graph takes the message at once and answers late; a caller that gives up
+            // (or dies) meanwhile does not undo the send.
+            let answer = success(&inner, callback);
             tokio::time::sleep(d).await;
-            success(&inner)
+            answer
         }
-        None => success(&inner),
+        None => success(&inner, callback),
     }
 }
 
-fn success(inner: &Arc<Mutex<Inner>>) -> Response {
-    let n = {
-        let mut inner = inner.lock().expect("lock");
-        inner.sent += 1;
-        inner.sent
-    };
-    let wamid = format!("wamid.OUT{n:06}{}", uuid::Uuid::new_v4().simple());
+fn success(inner: &Arc<Mutex<Inner>>, callback: String) -> Response {
+    let mut inner = inner.lock().expect("lock");
+    inner.sent += 1;
+    let wamid = format!(
+        "wamid.OUT{:06}{}",
+        inner.sent,
+        uuid::Uuid::new_v4().simple()
+    );
+    inner.accepted.push((wamid.clone(), callback));
+    drop(inner);
     Json(
         json!({"messaging_product": "whatsapp", "contacts": [{"input": "x", "wa_id": "x"}],
         "messages": [{"id": wamid, "message_status": "accepted"}]}),

@@ -80,6 +80,9 @@ pub(crate) async fn try_lease(
         return Ok(LeaseAttempt::Gone);
     };
     if res.rows_affected() == 0 {
+        if job.outbound_wamid.is_some() && settle_sent(db, id).await? {
+            return Ok(LeaseAttempt::Gone);
+        }
         let finished = matches!(job.state.as_str(), job::DONE | job::FAILED | job::DEAD);
         return Ok(if finished {
             LeaseAttempt::Gone
@@ -103,6 +106,33 @@ pub(crate) async fn try_lease(
         },
     };
     Ok(LeaseAttempt::Leased(Box::new(Leased { job, message })))
+}
+
+/// A job whose reply is known to have gone out (its status webhook arrived) but
+/// whose worker never acked is done: it must never be sent again, nor block its
+/// conversation. Returns whether it was settled now.
+async fn settle_sent(db: &DatabaseConnection, id: i64) -> Result<bool> {
+    let now = now_ms();
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::State, Expr::value(job::DONE))
+        .col_expr(job::Column::Outcome, Expr::value("sent"))
+        .col_expr(job::Column::LeaseToken, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::OutboundWamid.is_not_null())
+        .filter(
+            sea_orm::Condition::any()
+                .add(job::Column::State.eq(job::PENDING))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(job::Column::State.eq(job::LEASED))
+                        .add(job::Column::LeaseUntil.lt(now)),
+                ),
+        )
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
 }
 
 /// Updates a job only while `token` is its current lease; returns whether it applied.
@@ -194,6 +224,55 @@ pub(crate) async fn complete(
     let applied = if_leased(&txn, id, token, update).await?;
     txn.commit().await?;
     Ok(applied)
+}
+
+/// The `biz_opaque_callback_data` the worker sends with a reply (`job=<id>`).
+pub(crate) fn job_from_callback(callback: &str) -> Option<i64> {
+    callback.strip_prefix("job=")?.parse().ok()
+}
+
+/// Status webhooks carry our `job=<id>` back. A reply whose ack never arrived
+/// (the worker died after Graph accepted it) is recorded from its first status:
+/// the outbound message appears, the job learns its wamid, and an unconfirmed
+/// outcome becomes `sent`. Only when the status's recipient is the job's customer.
+pub(crate) async fn link_reply_statuses(
+    txn: &impl ConnectionTrait,
+    statuses: &[(String, String, String)],
+) -> Result<()> {
+    for (wamid, callback, recipient) in statuses {
+        let Some(id) = job_from_callback(callback) else {
+            continue;
+        };
+        let Some(job) = job::Entity::find_by_id(id).one(txn).await? else {
+            continue;
+        };
+        if job.outbound_wamid.is_some() {
+            continue;
+        }
+        let customer = message::Entity::find()
+            .filter(message::Column::Wamid.eq(job.message_wamid.as_str()))
+            .one(txn)
+            .await?
+            .map(|m| m.wa_id)
+            .unwrap_or_default();
+        if !recipient.is_empty() && !customer.is_empty() && recipient != &customer {
+            continue;
+        }
+        let done = Completion {
+            outbound_wamid: wamid.clone(),
+            reply_text: job.reply_text.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        record_outbound(txn, &job, &done).await?;
+        job::Entity::update_many()
+            .col_expr(job::Column::Outcome, Expr::value("sent"))
+            .filter(job::Column::Id.eq(id))
+            .filter(job::Column::Outcome.eq("sent_unconfirmed"))
+            .exec(txn)
+            .await?;
+        tracing::info!(job_id = id, "reply recorded from its status webhook");
+    }
+    Ok(())
 }
 
 /// Inserts the reply as an outbound message (once) and links it to the job.

@@ -13,7 +13,7 @@ use super::batch::{IngestOutcome, JobRef, NewMessage, NewStatus, NewWebhook};
 use super::entities::{
     job, message, other_event, quarantined_item, status, webhook_error, webhook_event,
 };
-use super::{CHUNK, now_ms};
+use super::{CHUNK, leases, now_ms};
 use crate::domain::db_text;
 use crate::error::Result;
 
@@ -118,6 +118,18 @@ pub(crate) async fn ingest(db: &DatabaseConnection, hook: NewWebhook) -> Result<
             .await?;
     }
     out.statuses_created = created_count(statuses_created);
+    let replies: Vec<(String, String, String)> = statuses
+        .iter()
+        .filter(|s| leases::job_from_callback(&s.biz_opaque_callback_data).is_some())
+        .map(|s| {
+            (
+                db_text(&s.wamid),
+                s.biz_opaque_callback_data.clone(),
+                db_text(&s.recipient_id),
+            )
+        })
+        .collect();
+    leases::link_reply_statuses(&txn, &replies).await?;
     out.statuses_duplicate = count(total_statuses).saturating_sub(out.statuses_created);
 
     // Items without a WhatsApp id: insert-if-absent on their dedupe key (body hash +

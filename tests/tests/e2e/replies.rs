@@ -213,7 +213,8 @@ async fn p_state(sys: &TestSystem, wamid: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_worker_killed_during_the_send_never_causes_a_second_answer() {
+async fn a_worker_killed_during_the_send_never_causes_a_second_answer_and_the_status_records_the_reply()
+ {
     let mut p = Pipeline::start().await;
     p.graph.script([Answer::Delay(Duration::from_secs(1))]);
     let wamid = new_wamid();
@@ -233,6 +234,33 @@ async fn a_worker_killed_during_the_send_never_causes_a_second_answer() {
         1,
         "the customer is not answered twice"
     );
+
+    // Graph did accept it; its first status webhook carries our job id back.
+    let (outbound, callback) = eventually("Graph's answer", WAIT, || async {
+        p.graph.accepted().into_iter().next()
+    })
+    .await;
+    let status = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+        "statuses": [{"id": outbound, "status": "sent", "timestamp": "1764770100", "recipient_id": "16505551234",
+            "biz_opaque_callback_data": callback}]}}]}]});
+    assert_eq!(
+        p.sys
+            .gateway
+            .post_signed(status.to_string().as_bytes())
+            .await
+            .status(),
+        200
+    );
+
+    let m = p.sys.message(&wamid).await;
+    assert_eq!(
+        m.replies,
+        vec![outbound.clone()],
+        "the reply is recorded from its status"
+    );
+    assert_eq!(m.job.unwrap().outcome, "sent");
+    assert_eq!(p.sys.message(&outbound).await.current_status, "sent");
 }
 
 #[tokio::test]
