@@ -241,9 +241,41 @@ impl TestSystem {
 
     /// Both services on `db`.
     pub async fn on(db: TestDb) -> Self {
-        let ingest = TestIngest::start_with(db, |_| {}).await;
+        Self::on_with(db, |_| {}).await
+    }
+
+    /// Both services on a fresh PostgreSQL database, after `customise` edits
+    /// ingest-svc's settings (lease length, attempts, token…).
+    pub async fn start_with(customise: impl FnOnce(&mut ingest_svc::config::Settings)) -> Self {
+        Self::on_with(TestDb::postgres().await, customise).await
+    }
+
+    async fn on_with(
+        db: TestDb,
+        customise: impl FnOnce(&mut ingest_svc::config::Settings),
+    ) -> Self {
+        let ingest = TestIngest::start_with(db, customise).await;
         let gateway = TestGateway::start_with(&ingest.url(), |_| {}).await;
         Self { ingest, gateway }
+    }
+
+    /// POSTs `body`, signed, and asserts Meta gets its 200.
+    pub async fn post_ok(&self, body: &[u8]) {
+        let status = self.gateway.post_signed(body).await.status();
+        assert_eq!(status, 200, "a signed webhook is acknowledged");
+    }
+
+    /// Waits (20 s at most) until the job of `wamid` is in `state`; returns the message.
+    pub async fn until_job(&self, wamid: &str, state: &str) -> proto::ingest::MessageRecord {
+        crate::eventually(
+            &format!("job of {wamid} {state}"),
+            Duration::from_secs(20),
+            || async {
+                let m = self.message(wamid).await;
+                (m.job.as_ref().is_some_and(|j| j.state == state)).then_some(m)
+            },
+        )
+        .await
     }
 
     /// Reads a message back through the gRPC API.

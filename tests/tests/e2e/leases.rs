@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use e2e_tests::{FakeGraph, TestDb, TestGateway, TestIngest, TestSystem, TestWorker, eventually};
+use e2e_tests::{FakeGraph, TestIngest, TestSystem, TestWorker, eventually};
 use proto::jobs::job_service_client::JobServiceClient;
 use proto::jobs::server_message::Kind as ServerKind;
 use proto::jobs::worker_message::Kind as WorkerKind;
@@ -78,22 +78,14 @@ impl ManualWorker {
 }
 
 async fn system(lease: Duration) -> TestSystem {
-    let ingest = TestIngest::start_with(TestDb::postgres().await, |s| s.job_lease = lease).await;
-    let gateway = TestGateway::start_with(&ingest.url(), |_| {}).await;
-    TestSystem { ingest, gateway }
+    TestSystem::start_with(|s| s.job_lease = lease).await
 }
 
 #[tokio::test]
 async fn an_ack_with_a_wrong_lease_token_is_refused_and_the_right_one_applies() {
     let sys = system(Duration::from_secs(30)).await;
     let wamid = new_wamid();
-    assert_eq!(
-        sys.gateway
-            .post_signed(&text_webhook(&wamid, "hi"))
-            .await
-            .status(),
-        200
-    );
+    sys.post_ok(&text_webhook(&wamid, "hi")).await;
     let mut worker = ManualWorker::connect(&sys.ingest).await;
     let lease = worker.lease().await;
 
@@ -123,26 +115,12 @@ async fn a_lease_that_runs_out_under_a_silent_worker_goes_to_another_and_the_lat
     let sys = system(Duration::from_secs(1)).await;
     let graph = FakeGraph::start().await;
     let wamid = new_wamid();
-    assert_eq!(
-        sys.gateway
-            .post_signed(&text_webhook(&wamid, "hi"))
-            .await
-            .status(),
-        200
-    );
+    sys.post_ok(&text_webhook(&wamid, "hi")).await;
     let mut silent = ManualWorker::connect(&sys.ingest).await;
     let stale = silent.lease().await;
 
     let _live = TestWorker::start_with(&sys.ingest.url(), &graph.base_url(), |_| {}).await;
-    let m = eventually(
-        "the job answered by the live worker",
-        Duration::from_secs(20),
-        || async {
-            let m = sys.message(&wamid).await;
-            (m.job.as_ref().is_some_and(|j| j.state == "done")).then_some(m)
-        },
-    )
-    .await;
+    let m = sys.until_job(&wamid, "done").await;
     assert_eq!(m.job.unwrap().attempts, 2);
     assert_eq!(graph.sends().len(), 1);
 
@@ -178,43 +156,21 @@ async fn a_stream_that_does_not_open_with_hello_is_rejected() {
 
 #[tokio::test]
 async fn a_job_dead_lettered_by_its_last_expired_lease_lets_the_next_of_its_conversation_run() {
-    let ingest = TestIngest::start_with(TestDb::postgres().await, |s| {
+    let sys = TestSystem::start_with(|s| {
         s.job_lease = Duration::from_secs(1);
         s.max_attempts = 1;
     })
     .await;
-    let gateway = TestGateway::start_with(&ingest.url(), |_| {}).await;
-    let sys = TestSystem { ingest, gateway };
     let graph = FakeGraph::start().await;
     let (first, second) = (new_wamid(), new_wamid());
-    assert_eq!(
-        sys.gateway
-            .post_signed(&text_webhook(&first, "one"))
-            .await
-            .status(),
-        200
-    );
+    sys.post_ok(&text_webhook(&first, "one")).await;
     let mut silent = ManualWorker::connect(&sys.ingest).await;
     assert_eq!(silent.lease().await.message.unwrap().wamid, first);
-    assert_eq!(
-        sys.gateway
-            .post_signed(&text_webhook(&second, "two"))
-            .await
-            .status(),
-        200
-    );
+    sys.post_ok(&text_webhook(&second, "two")).await;
 
     let _live = TestWorker::start_with(&sys.ingest.url(), &graph.base_url(), |_| {}).await;
 
-    let m = eventually(
-        "the second message answered",
-        Duration::from_secs(20),
-        || async {
-            let m = sys.message(&second).await;
-            (m.job.as_ref().is_some_and(|j| j.state == "done")).then_some(m)
-        },
-    )
-    .await;
+    let m = sys.until_job(&second, "done").await;
     assert_eq!(m.job.unwrap().outcome, "sent");
     assert_eq!(sys.message(&first).await.job.unwrap().state, "dead");
     let sends = graph.sends();

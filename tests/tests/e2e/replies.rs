@@ -41,13 +41,7 @@ impl Pipeline {
 
     /// Posts a signed text message from the usual customer; Meta must get its 200.
     async fn post_text(&self, wamid: &str, text: &str) {
-        let status = self
-            .sys
-            .gateway
-            .post_signed(&text_webhook(wamid, text))
-            .await
-            .status();
-        assert_eq!(status, 200, "posting {wamid}");
+        self.sys.post_ok(&text_webhook(wamid, text)).await;
     }
 
     async fn job_state(&self, wamid: &str) -> (String, String) {
@@ -56,22 +50,17 @@ impl Pipeline {
     }
 
     async fn until_job(&self, wamid: &str, state: &str) -> MessageRecord {
-        eventually(&format!("job of {wamid} {state}"), WAIT, || async {
-            let m = self.sys.message(wamid).await;
-            (m.job.as_ref().is_some_and(|j| j.state == state)).then_some(m)
-        })
-        .await
+        self.sys.until_job(wamid, state).await
     }
 }
 
+/// Short leases and 3 attempts, so retries and dead letters happen within a test.
 async fn system() -> TestSystem {
-    let ingest = TestIngest::start_with(TestDb::postgres().await, |s| {
+    TestSystem::start_with(|s| {
         s.job_lease = Duration::from_secs(2);
         s.max_attempts = 3;
     })
-    .await;
-    let gateway = TestGateway::start_with(&ingest.url(), |_| {}).await;
-    TestSystem { ingest, gateway }
+    .await
 }
 
 async fn get(sys: &TestSystem, wamid: &str) -> Option<MessageRecord> {
@@ -164,13 +153,7 @@ async fn a_worker_that_dies_holding_a_job_loses_it_and_the_job_is_answered_once(
     let sys = system().await;
     let graph = FakeGraph::start().await;
     let wamid = new_wamid();
-    assert_eq!(
-        sys.gateway
-            .post_signed(&text_webhook(&wamid, "anyone?"))
-            .await
-            .status(),
-        200
-    );
+    sys.post_ok(&text_webhook(&wamid, "anyone?")).await;
 
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(WorkerMessage {
@@ -199,11 +182,7 @@ async fn a_worker_that_dies_holding_a_job_loses_it_and_the_job_is_answered_once(
     drop(tx);
 
     let _worker = TestWorker::start_with(&sys.ingest.url(), &graph.base_url(), |_| {}).await;
-    let m = eventually("the job answered by the surviving worker", WAIT, || async {
-        let m = sys.message(&wamid).await;
-        (m.job.as_ref().is_some_and(|j| j.state == "done")).then_some(m)
-    })
-    .await;
+    let m = sys.until_job(&wamid, "done").await;
     assert_eq!(graph.sends().len(), 1, "answered once");
     assert_eq!(m.job.unwrap().attempts, 2, "delivered twice");
 }
@@ -397,13 +376,7 @@ async fn jobs_committed_while_redis_is_down_are_answered_once_it_is_back() {
     let _worker = TestWorker::start_with(&ingest.url(), &graph.base_url(), |_| {}).await;
     let sys = TestSystem { ingest, gateway };
     let first = new_wamid();
-    assert_eq!(
-        sys.gateway
-            .post_signed(&text_webhook(&first, "before"))
-            .await
-            .status(),
-        200
-    );
+    sys.post_ok(&text_webhook(&first, "before")).await;
     eventually("the first reply", WAIT, || async {
         (graph.successful_sends() == 1).then_some(())
     })
@@ -666,13 +639,7 @@ async fn with_an_api_token_every_service_authenticates_and_strangers_are_refused
     let sys = TestSystem { ingest, gateway };
     let wamid = new_wamid();
 
-    assert_eq!(
-        sys.gateway
-            .post_signed(&text_webhook(&wamid, "hi"))
-            .await
-            .status(),
-        200
-    );
+    sys.post_ok(&text_webhook(&wamid, "hi")).await;
 
     eventually("the reply", WAIT, || async {
         (graph.successful_sends() == 1).then_some(())
