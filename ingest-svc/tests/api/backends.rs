@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use fred::interfaces::{KeysInterface, StreamsInterface};
 use ingest_svc::db::entities::job;
-use proto::ingest::{GetMessageRequest, GetStatsRequest};
+use proto::ingest::GetMessageRequest;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
@@ -20,12 +20,7 @@ async fn the_sqlite_backend_stores_dedupes_and_reads_back() {
         vec![status("wamid.S1", "read", 2), status("wamid.S1", "sent", 1)],
     );
 
-    let first = app
-        .client
-        .ingest_webhook(req.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first = app.ingest(req.clone()).await;
     // Concurrent redeliveries serialise on the single SQLite connection.
     let calls = (0..5).map(|_| {
         let mut c = app.client.clone();
@@ -59,12 +54,7 @@ async fn the_sqlite_backend_stores_dedupes_and_reads_back() {
         .unwrap();
     assert_eq!(record.current_status, "read");
     assert_eq!(record.job.unwrap().state, "pending");
-    let stats = app
-        .client
-        .get_stats(GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = app.stats().await;
     assert_eq!(
         (stats.webhook_events, stats.messages, stats.jobs["pending"]),
         (6, 1, 1)

@@ -174,6 +174,28 @@ impl TestApp {
         .await;
     }
 
+    /// Calls IngestWebhook and expects success.
+    pub(crate) async fn ingest(
+        &mut self,
+        req: proto::ingest::IngestWebhookRequest,
+    ) -> proto::ingest::IngestWebhookResponse {
+        self.client
+            .ingest_webhook(req)
+            .await
+            .expect("IngestWebhook")
+            .into_inner()
+    }
+
+    /// Calls GetStats.
+    pub(crate) async fn stats(&mut self) -> proto::ingest::GetStatsResponse {
+        let req = proto::ingest::GetStatsRequest {};
+        self.client
+            .get_stats(req)
+            .await
+            .expect("GetStats")
+            .into_inner()
+    }
+
     /// Every job row, by id.
     pub(crate) async fn jobs(&self) -> Vec<job::Model> {
         use sea_orm::QueryOrder;

@@ -25,7 +25,7 @@ async fn a_text_message_is_stored_gets_one_job_and_one_stream_entry() {
     let raw_body = req.raw_body.clone();
 
     // Act
-    let res = app.client.ingest_webhook(req).await.unwrap().into_inner();
+    let res = app.ingest(req).await;
 
     // Assert
     assert_eq!(res.messages_created, 1);
@@ -67,13 +67,8 @@ async fn the_same_request_twice_creates_one_message_and_one_job() {
     let mut app = spawn_app().await;
     let req = webhook(vec![text_message("wamid.D1", "16505551234", "Hi")], vec![]);
 
-    let first = app
-        .client
-        .ingest_webhook(req.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let second = app.client.ingest_webhook(req).await.unwrap().into_inner();
+    let first = app.ingest(req.clone()).await;
+    let second = app.ingest(req).await;
 
     assert_eq!((first.messages_created, first.jobs_created), (1, 1));
     assert_eq!(
@@ -133,14 +128,11 @@ async fn duplicates_inside_one_request_are_counted_not_rejected() {
     let mut app = spawn_app().await;
     let m = text_message("wamid.DUP", "16505551234", "Hi");
     let res = app
-        .client
-        .ingest_webhook(webhook(
+        .ingest(webhook(
             vec![m.clone(), m],
             vec![status("wamid.X", "read", 1), status("wamid.X", "read", 1)],
         ))
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(
         (
             res.messages_created,
@@ -171,14 +163,11 @@ async fn statuses_and_reactions_create_no_job() {
     });
 
     let res = app
-        .client
-        .ingest_webhook(webhook(
+        .ingest(webhook(
             vec![reaction, sample],
             vec![status("wamid.OUT", "delivered", 5)],
         ))
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
 
     assert_eq!(res.messages_created, 2);
     assert_eq!(res.statuses_created, 1);
@@ -225,13 +214,8 @@ async fn quarantined_items_errors_and_other_events_are_counted() {
         path: "entry[1].changes[0]".into(),
     }];
 
-    let res = app.client.ingest_webhook(req).await.unwrap().into_inner();
-    let stats = app
-        .client
-        .get_stats(GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let res = app.ingest(req).await;
+    let stats = app.stats().await;
 
     assert_eq!(
         (res.quarantined, res.webhook_errors, res.other_events),
@@ -294,18 +278,8 @@ async fn the_same_request_twice_records_errors_other_events_and_quarantined_item
     let mut app = spawn_app().await;
     let req = request_with_keyless_items(br#"{"object":"whatsapp_business_account","entry":[1]}"#);
 
-    let first = app
-        .client
-        .ingest_webhook(req.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let second = app
-        .client
-        .ingest_webhook(req.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first = app.ingest(req.clone()).await;
+    let second = app.ingest(req.clone()).await;
 
     assert_eq!(keyless_counts(&first), (2, 1, 2));
     assert_eq!(
@@ -313,12 +287,7 @@ async fn the_same_request_twice_records_errors_other_events_and_quarantined_item
         (0, 0, 0),
         "a redelivery creates none"
     );
-    let stats = app
-        .client
-        .get_stats(GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = app.stats().await;
     assert_eq!(stats.webhook_events, 2, "every POST is kept as an event");
     assert_eq!(
         (stats.webhook_errors, stats.other_events, stats.quarantined),
@@ -328,7 +297,7 @@ async fn the_same_request_twice_records_errors_other_events_and_quarantined_item
     // Another body with items at the same paths is another POST: recorded again.
     let mut other = req;
     other.raw_body.extend_from_slice(b" ");
-    let third = app.client.ingest_webhook(other).await.unwrap().into_inner();
+    let third = app.ingest(other).await;
     assert_eq!(keyless_counts(&third), (2, 1, 2));
     app.teardown().await;
 }
@@ -338,13 +307,8 @@ async fn keyless_items_are_deduplicated_on_sqlite_too() {
     let mut app = spawn_sqlite_app().await;
     let req = request_with_keyless_items(br#"{"object":"whatsapp_business_account","entry":[3]}"#);
 
-    let first = app
-        .client
-        .ingest_webhook(req.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let second = app.client.ingest_webhook(req).await.unwrap().into_inner();
+    let first = app.ingest(req.clone()).await;
+    let second = app.ingest(req).await;
 
     assert_eq!(keyless_counts(&first), (2, 1, 2));
     assert_eq!(keyless_counts(&second), (0, 0, 0));
@@ -434,12 +398,7 @@ async fn items_without_their_key_are_invalid_arguments() {
         let err = app.client.ingest_webhook(req).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
     }
-    let stats = app
-        .client
-        .get_stats(GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = app.stats().await;
     assert_eq!(stats.webhook_events, 0, "nothing stored");
     app.teardown().await;
 }
@@ -476,12 +435,7 @@ async fn a_large_batch_is_inserted_in_chunks() {
         .map(|i| status(&format!("wamid.O{i}"), "sent", i))
         .collect();
 
-    let res = app
-        .client
-        .ingest_webhook(webhook(messages, statuses))
-        .await
-        .unwrap()
-        .into_inner();
+    let res = app.ingest(webhook(messages, statuses)).await;
 
     assert_eq!(
         (res.messages_created, res.statuses_created, res.jobs_created),

@@ -1,7 +1,7 @@
 //! Status ranking: late or out-of-order statuses never downgrade a message.
 
 use ingest_svc::db::entities::message;
-use proto::ingest::{GetMessageRequest, GetStatsRequest, MessageRecord};
+use proto::ingest::{GetMessageRequest, MessageRecord};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 
 use crate::helpers::{TestApp, spawn_app, status, text_message, webhook};
@@ -61,11 +61,8 @@ async fn read_then_delivered_then_sent_leaves_the_message_read() {
 
     for (name, ts) in [("read", 30), ("delivered", 20), ("sent", 10)] {
         let res = app
-            .client
-            .ingest_webhook(webhook(vec![], vec![status("wamid.OUT", name, ts)]))
-            .await
-            .unwrap()
-            .into_inner();
+            .ingest(webhook(vec![], vec![status("wamid.OUT", name, ts)]))
+            .await;
         assert_eq!(res.statuses_created, 1);
         assert_eq!(res.jobs_created, 0, "a status never creates a job");
     }
@@ -79,12 +76,7 @@ async fn read_then_delivered_then_sent_leaves_the_message_read() {
 
     let inbound = get(&mut app, "wamid.IN").await;
     assert_eq!(inbound.replies, ["wamid.OUT"]);
-    let stats = app
-        .client
-        .get_stats(GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = app.stats().await;
     assert_eq!(
         (stats.messages, stats.outbound_messages, stats.statuses),
         (1, 1, 3)
@@ -121,11 +113,8 @@ async fn failed_is_terminal_even_when_read_arrives_later() {
     }
     // A redelivery of the same status is a duplicate.
     let dup = app
-        .client
-        .ingest_webhook(webhook(vec![], vec![status("wamid.F", "read", 20)]))
-        .await
-        .unwrap()
-        .into_inner();
+        .ingest(webhook(vec![], vec![status("wamid.F", "read", 20)]))
+        .await;
 
     assert_eq!((dup.statuses_created, dup.statuses_duplicate), (0, 1));
     let out = get(&mut app, "wamid.F").await;
