@@ -8,7 +8,7 @@ use e2e_tests::{
     APP_SECRET, Answer, FakeGraph, TestDb, TestWorker, eventually, sign, workspace_root,
 };
 
-use crate::support::{new_wamid, text_webhook};
+use crate::support::{new_wamid, text_webhook_from};
 
 /// A workspace binary built by `make test` (`cargo build --bins` runs first).
 fn binary(name: &str) -> PathBuf {
@@ -43,6 +43,14 @@ fn spawn(name: &str, env: &[(&str, String)]) -> Child {
         cmd.env(k, v);
     }
     cmd.spawn().unwrap_or_else(|e| panic!("{name} starts: {e}"))
+}
+
+/// SIGTERM, then asserts the process drained and exited 0 (within 20 s).
+async fn stop_cleanly(mut child: Child, name: &'static str) {
+    let status = tokio::task::spawn_blocking(move || terminate(&mut child, name))
+        .await
+        .expect("waiting for the process");
+    assert!(status.success(), "{name} exit status {status:?}");
 }
 
 /// Sends SIGTERM and waits (bounded) for the exit status.
@@ -88,7 +96,7 @@ async fn sigterm_during_load_drains_every_service_and_nothing_is_lost_or_answere
     let ingest_url = format!("http://127.0.0.1:{ingest_port}");
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
     let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let mut ingest = spawn(
+    let ingest = spawn(
         "ingest-svc",
         &[
             ("INGEST_ADDR", format!("127.0.0.1:{ingest_port}")),
@@ -98,7 +106,7 @@ async fn sigterm_during_load_drains_every_service_and_nothing_is_lost_or_answere
             ("INGEST_RELAY_INTERVAL_MS", "200".into()),
         ],
     );
-    let mut gateway = spawn(
+    let gateway = spawn(
         "gateway",
         &[
             ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
@@ -106,7 +114,7 @@ async fn sigterm_during_load_drains_every_service_and_nothing_is_lost_or_answere
             ("WHATSAPP_APP_SECRET", APP_SECRET.into()),
         ],
     );
-    let mut worker = spawn(
+    let worker = spawn(
         "worker-svc",
         &[
             ("INGEST_URL", ingest_url.clone()),
@@ -120,12 +128,10 @@ async fn sigterm_during_load_drains_every_service_and_nothing_is_lost_or_answere
     let http = reqwest::Client::new();
     let wamids: Vec<String> = (0..16).map(|_| new_wamid()).collect();
     for (i, w) in wamids.iter().enumerate() {
-        let body = String::from_utf8(text_webhook(w, "hi"))
-            .unwrap()
-            .replace("16505551234", &format!("1650555{:04}", 6000 + i));
+        let body = text_webhook_from(w, "hi", &format!("1650555{:04}", 6000 + i));
         let res = http
             .post(format!("http://127.0.0.1:{gateway_port}/webhooks/whatsapp"))
-            .header("x-hub-signature-256", sign(body.as_bytes()))
+            .header("x-hub-signature-256", sign(&body))
             .body(body)
             .send()
             .await
@@ -137,13 +143,8 @@ async fn sigterm_during_load_drains_every_service_and_nothing_is_lost_or_answere
     })
     .await;
 
-    let worker_exit = tokio::task::spawn_blocking(move || terminate(&mut worker, "worker-svc"))
-        .await
-        .unwrap();
-    assert!(
-        worker_exit.success(),
-        "worker-svc exit status {worker_exit:?}"
-    );
+    stop_cleanly(worker, "worker-svc").await;
+
     let _replacement = TestWorker::start_with(&ingest_url, &graph.base_url(), |_| {}).await;
     let done = || async {
         let n = db
@@ -153,20 +154,9 @@ async fn sigterm_during_load_drains_every_service_and_nothing_is_lost_or_answere
     };
     eventually("every job done", Duration::from_secs(30), done).await;
 
-    let gateway_exit = tokio::task::spawn_blocking(move || terminate(&mut gateway, "gateway"))
-        .await
-        .unwrap();
-    let ingest_exit = tokio::task::spawn_blocking(move || terminate(&mut ingest, "ingest-svc"))
-        .await
-        .unwrap();
-    assert!(
-        gateway_exit.success(),
-        "gateway exit status {gateway_exit:?}"
-    );
-    assert!(
-        ingest_exit.success(),
-        "ingest-svc exit status {ingest_exit:?}"
-    );
+    stop_cleanly(gateway, "gateway").await;
+    stop_cleanly(ingest, "ingest-svc").await;
+
     let mut replied: Vec<String> = graph
         .sends()
         .into_iter()
@@ -214,12 +204,7 @@ async fn ingest_svc_killed_mid_load_loses_nothing_acknowledged_and_answers_every
     let bodies: Vec<Vec<u8>> = wamids
         .iter()
         .enumerate()
-        .map(|(i, w)| {
-            String::from_utf8(text_webhook(w, "hi"))
-                .unwrap()
-                .replace("16505551234", &format!("1650555{:04}", 5000 + i))
-                .into_bytes()
-        })
+        .map(|(i, w)| text_webhook_from(w, "hi", &format!("1650555{:04}", 5000 + i)))
         .collect();
     let mut refused = 0;
     for (i, body) in bodies.iter().enumerate() {

@@ -12,7 +12,7 @@ use proto::jobs::{
     Hello, ListDeadJobsRequest, RetryJobRequest, WorkerMessage, server_message, worker_message,
 };
 
-use crate::support::{new_wamid, text_webhook};
+use crate::support::{new_wamid, status_webhook, text_webhook, text_webhook_from};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -112,17 +112,14 @@ async fn an_inbound_text_gets_one_reply_marked_read_recorded_and_tracked_by_stat
     assert_eq!(outbound.direction, "outbound");
     assert_eq!(outbound.in_reply_to, wamid);
 
-    let status = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
-        "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-        "statuses": [{"id": outbound_wamid, "status": "delivered", "timestamp": "1764770100", "recipient_id": "16505551234"}]}}]}]});
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(status.to_string().as_bytes())
-            .await
-            .status(),
-        200
-    );
+    p.sys
+        .post_ok(&status_webhook(
+            &outbound_wamid,
+            "delivered",
+            1_764_770_100,
+            "",
+        ))
+        .await;
     assert_eq!(
         p.sys.message(&outbound_wamid).await.current_status,
         "delivered"
@@ -219,18 +216,9 @@ async fn a_worker_killed_during_the_send_never_causes_a_second_answer_and_the_st
         p.graph.accepted().into_iter().next()
     })
     .await;
-    let status = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
-        "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-        "statuses": [{"id": outbound, "status": "sent", "timestamp": "1764770100", "recipient_id": "16505551234",
-            "biz_opaque_callback_data": callback}]}}]}]});
-    assert_eq!(
-        p.sys
-            .gateway
-            .post_signed(status.to_string().as_bytes())
-            .await
-            .status(),
-        200
-    );
+    p.sys
+        .post_ok(&status_webhook(&outbound, "sent", 1_764_770_100, &callback))
+        .await;
 
     let m = p.sys.message(&wamid).await;
     assert_eq!(
@@ -488,13 +476,13 @@ async fn two_workers_share_conversations_and_keep_each_in_arrival_order() {
     let mut others = Vec::new();
     for i in 0..8 {
         let w = new_wamid();
-        let body = String::from_utf8(text_webhook(&w, "hi"))
-            .unwrap()
-            .replace("16505551234", &format!("1650555{:04}", 9000 + i));
-        assert_eq!(
-            p.sys.gateway.post_signed(body.as_bytes()).await.status(),
-            200
-        );
+        p.sys
+            .post_ok(&text_webhook_from(
+                &w,
+                "hi",
+                &format!("1650555{:04}", 9000 + i),
+            ))
+            .await;
         others.push(w);
     }
 
@@ -588,13 +576,13 @@ async fn a_worker_stopped_during_load_exits_cleanly_and_nothing_is_lost_or_doubl
     p.graph.always(Answer::Delay(Duration::from_millis(150)));
     let wamids: Vec<String> = (0..12).map(|_| new_wamid()).collect();
     for (i, w) in wamids.iter().enumerate() {
-        let body = String::from_utf8(text_webhook(w, "hi"))
-            .unwrap()
-            .replace("16505551234", &format!("1650555{:04}", 7000 + i));
-        assert_eq!(
-            p.sys.gateway.post_signed(body.as_bytes()).await.status(),
-            200
-        );
+        p.sys
+            .post_ok(&text_webhook_from(
+                w,
+                "hi",
+                &format!("1650555{:04}", 7000 + i),
+            ))
+            .await;
     }
     eventually("some replies under way", WAIT, || async {
         (p.graph.sends().len() >= 2).then_some(())

@@ -14,6 +14,8 @@ use proto::ingest::{GetMessageRequest, GetStatsRequest, InboundMessage, MessageR
 use proto::prost_types::value::Kind;
 use proto::tonic::transport::Channel;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+use crate::support::status_webhook;
 use serde_json::{Value, json};
 
 // ------------------------------------------------------------------ helpers
@@ -795,22 +797,6 @@ async fn a_generated_batch_of_180_items_is_recorded_exactly_once_and_a_redeliver
     }
 }
 
-/// A signed-ready webhook carrying one status of `wamid`.
-fn status_webhook(wamid: &str, status: &str, timestamp: u32) -> Vec<u8> {
-    let mut s = json!({"id": wamid, "status": status, "timestamp": timestamp.to_string(),
-        "recipient_id": "16505551234"});
-    if status == "failed" {
-        s["errors"] = json!([{"code": 131026, "title": "Message undeliverable",
-            "message": "Message undeliverable", "error_data": {"details": "Unable to deliver."}}]);
-    }
-    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
-        "field": "messages", "value": {"messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-            "statuses": [s]}}]}]})
-    .to_string()
-    .into_bytes()
-}
-
 /// An outbound reply row, as the job stream records one after sending.
 async fn insert_outbound(sys: &TestSystem, wamid: &str) {
     use ingest_svc::db::entities::message;
@@ -849,7 +835,7 @@ async fn post_statuses(sys: &TestSystem, wamid: &str, sequence: &[(&str, u32)]) 
     for (status, ts) in sequence {
         let res = sys
             .gateway
-            .post_signed(&status_webhook(wamid, status, *ts))
+            .post_signed(&status_webhook(wamid, status, *ts, ""))
             .await;
         assert_eq!(res.status(), 200, "{wamid} {status}");
     }

@@ -27,8 +27,14 @@ fn ids_of(body: &[u8], list: &str) -> Vec<String> {
     out
 }
 
-/// A text-message webhook with a given wamid and body text, sent just now.
+/// A text-message webhook with a given wamid and body text, sent just now by
+/// the usual customer.
 pub(crate) fn text_webhook(wamid: &str, text: &str) -> Vec<u8> {
+    text_webhook_from(wamid, text, "16505551234")
+}
+
+/// A text-message webhook from customer `from` (a `wa_id`): its own conversation.
+pub(crate) fn text_webhook_from(wamid: &str, text: &str, from: &str) -> Vec<u8> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -42,9 +48,9 @@ pub(crate) fn text_webhook(wamid: &str, text: &str) -> Vec<u8> {
                 "value": {
                     "messaging_product": "whatsapp",
                     "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-                    "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16505551234"}],
+                    "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": from}],
                     "messages": [{
-                        "from": "16505551234", "id": wamid, "timestamp": now,
+                        "from": from, "id": wamid, "timestamp": now,
                         "type": "text", "text": {"body": text}
                     }]
                 },
@@ -52,6 +58,32 @@ pub(crate) fn text_webhook(wamid: &str, text: &str) -> Vec<u8> {
             }]
         }]
     })
+    .to_string()
+    .into_bytes()
+}
+
+/// A status webhook for our outbound `wamid` to the usual customer at `timestamp`,
+/// echoing `callback` as `biz_opaque_callback_data` when it is not empty. A
+/// `failed` status carries Meta's error object.
+pub(crate) fn status_webhook(wamid: &str, status: &str, timestamp: u32, callback: &str) -> Vec<u8> {
+    let mut item = serde_json::json!({
+        "id": wamid, "status": status, "timestamp": timestamp.to_string(), "recipient_id": "16505551234"
+    });
+    if !callback.is_empty() {
+        item["biz_opaque_callback_data"] = callback.into();
+    }
+    if status == "failed" {
+        item["errors"] = serde_json::json!([{"code": 131026, "title": "Message undeliverable",
+            "message": "Message undeliverable", "error_data": {"details": "Unable to deliver."}}]);
+    }
+    serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "field": "messages",
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "statuses": [item]
+        }
+    }]}]})
     .to_string()
     .into_bytes()
 }
